@@ -1,0 +1,15 @@
+// Lists the nodes left in a graph that would still reach cuDNN/MIOpen: a
+// convolution or norm spelling the passes do not rewrite. The tool refuses to
+// write a model that has any, rather than emit one that crashes on RDNA1.
+#pragma once
+
+#include <torch/csrc/jit/ir/ir.h>
+
+#include <string>
+#include <vector>
+
+namespace rdna1::passes {
+
+std::vector<std::string> FindDnnLibraryCalls(const std::shared_ptr<torch::jit::Graph> &graph);
+
+} // namespace rdna1::passes

@@ -1,0 +1,91 @@
+"""Loads models rewritten by rdna1-rewrite, whose convolutions run on the host.
+
+    import rdna1
+    model = rdna1.load("out.pt")          # or rdna1.load("out.pt", map_location="cuda")
+
+The runtime library (librdna1_runtime.so) is found through the RDNA1_RUNTIME environment
+variable, next to this package, or in the build tree (build/lib) of the source checkout.
+"""
+import os
+import re
+import zipfile
+
+import torch
+
+__all__ = ['load', 'load_runtime', 'runtime_path', 'runtime_info', 'RuntimeNotFoundError']
+
+_LIBRARY = 'librdna1_runtime.so'
+_loaded_path = None
+
+
+class RuntimeNotFoundError(RuntimeError):
+    """The rdna1 runtime library could not be found or loaded."""
+
+
+def _candidates():
+    env = os.environ.get('RDNA1_RUNTIME')
+    if env:
+        yield env
+        return
+    here = os.path.dirname(os.path.abspath(__file__))
+    yield os.path.join(here, _LIBRARY)
+    yield os.path.join(here, os.pardir, os.pardir, 'build', 'lib', _LIBRARY)
+
+
+def runtime_path():
+    """Path of the runtime library that load_runtime() would load, or None."""
+    for candidate in _candidates():
+        if os.path.isfile(candidate):
+            return os.path.abspath(candidate)
+    return None
+
+
+def load_runtime():
+    """Loads librdna1_runtime.so once, registering the rdna1:: operators. Returns its path."""
+    global _loaded_path
+    if _loaded_path:
+        return _loaded_path
+    path = runtime_path()
+    if path is None:
+        where = os.environ.get('RDNA1_RUNTIME') or ', '.join(os.path.abspath(c) for c in _candidates())
+        raise RuntimeNotFoundError(
+            f'rdna1 runtime library not found (looked for {where}); build it (see README.md) '
+            f'or set RDNA1_RUNTIME=/path/to/{_LIBRARY}')
+    try:
+        torch.ops.load_library(path)
+    except OSError as error:
+        raise RuntimeNotFoundError(f'cannot load the rdna1 runtime {path}: {error}') from error
+    _loaded_path = path
+    return path
+
+
+def runtime_info():
+    """One line naming the runtime version and the HIP devices it sees."""
+    load_runtime()
+    return torch.ops.rdna1.runtime_info()
+
+
+def _rdna1_ops_in(path):
+    """The rdna1:: operators a saved model calls, read from its code records."""
+    ops = set()
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for name in archive.namelist():
+                if name.endswith('.py') and '/code/' in name:
+                    ops.update(re.findall(r'ops\.rdna1\.(\w+)', archive.read(name).decode('utf-8', 'replace')))
+    except (OSError, zipfile.BadZipFile):
+        pass
+    return sorted('rdna1::' + op for op in ops)
+
+
+def load(path, map_location=None):
+    """torch.jit.load for a rewritten model, with the rdna1 runtime loaded first."""
+    try:
+        load_runtime()
+    except RuntimeNotFoundError as error:
+        needed = _rdna1_ops_in(path)
+        if needed:
+            raise RuntimeNotFoundError(f'{path} calls {", ".join(needed)}, which the rdna1 runtime '
+                                       f'provides: {error}') from None
+        # A model that was not rewritten needs no runtime.
+    return torch.jit.load(path, map_location=map_location)

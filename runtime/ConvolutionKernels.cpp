@@ -1,0 +1,173 @@
+// Kernels of rdna1::conv and friends: move operands to the host, convolve
+// there, move results back to the caller's devices.
+//
+// rdna1::conv has a CompositeExplicitAutograd kernel (used directly under
+// inference mode or with no gradients) and an Autograd kernel whose backward
+// also runs on the host. The other ops are compositions of differentiable
+// ATen ops and rdna1::conv, so autograd (and double backward) comes for free.
+#include "HostConvolution.h"
+#include "Transfer.h"
+
+#include <ATen/ATen.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <torch/autograd.h>
+#include <torch/library.h>
+
+namespace rdna1 {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+at::Tensor convOnHost(const at::Tensor &input, const at::Tensor &weight,
+                      const c10::optional<at::Tensor> &bias, const ConvolutionArgs &args) {
+  at::Tensor out = hostConvolution(toHost(input), toHost(weight), toHost(bias), args);
+  return toDevice(out, input.device());
+}
+
+at::Tensor convKernel(const at::Tensor &input, const at::Tensor &weight,
+                      const c10::optional<at::Tensor> &bias, c10::IntArrayRef stride,
+                      c10::IntArrayRef padding, c10::IntArrayRef dilation, bool transposed,
+                      c10::IntArrayRef outputPadding, int64_t groups) {
+  return convOnHost(input, weight, bias,
+                    makeConvolutionArgs(weight.dim(), stride, padding, dilation, transposed,
+                                        outputPadding, groups));
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor>
+convBackwardOnHost(const at::Tensor &gradOutput, const at::Tensor &input, const at::Tensor &weight,
+                   c10::OptionalIntArrayRef biasSizes, const ConvolutionArgs &args,
+                   std::array<bool, 3> outputMask, c10::Device biasDevice) {
+  auto [gradInput, gradWeight, gradBias] = hostConvolutionBackward(
+      toHost(gradOutput), toHost(input), toHost(weight), biasSizes, args, outputMask);
+  return {toDevice(gradInput, input.device()), toDevice(gradWeight, weight.device()),
+          toDevice(gradBias, biasDevice)};
+}
+
+// Saved for backward: the caller's input and weight (for double backward,
+// which must differentiate through the transfers) and their host copies (so a
+// plain backward does not move them across the bus again).
+class HostConvolutionFunction : public torch::autograd::Function<HostConvolutionFunction> {
+public:
+  static at::Tensor forward(AutogradContext *ctx, const at::Tensor &input,
+                            const at::Tensor &weight, const c10::optional<at::Tensor> &bias,
+                            const ConvolutionArgs &args) {
+    at::AutoDispatchBelowADInplaceOrView belowAutograd;
+    const at::Tensor hostInput = toHost(input);
+    const at::Tensor hostWeight = toHost(weight);
+    at::Tensor out = hostConvolution(hostInput, hostWeight, toHost(bias), args);
+    const bool hasBias = bias && bias->defined();
+    ctx->save_for_backward({input, weight, hostInput, hostWeight});
+    ctx->saved_data["stride"] = args.stride;
+    ctx->saved_data["padding"] = args.padding;
+    ctx->saved_data["dilation"] = args.dilation;
+    ctx->saved_data["transposed"] = args.transposed;
+    ctx->saved_data["output_padding"] = args.outputPadding;
+    ctx->saved_data["groups"] = args.groups;
+    ctx->saved_data["bias_size"] = hasBias ? bias->size(0) : int64_t{-1};
+    ctx->saved_data["bias_device"] = hasBias ? bias->device() : input.device();
+    return toDevice(out, input.device());
+  }
+
+  static variable_list backward(AutogradContext *ctx, variable_list gradOutputs) {
+    const auto saved = ctx->get_saved_variables();
+    ConvolutionArgs args;
+    args.stride = ctx->saved_data["stride"].toIntVector();
+    args.padding = ctx->saved_data["padding"].toIntVector();
+    args.dilation = ctx->saved_data["dilation"].toIntVector();
+    args.transposed = ctx->saved_data["transposed"].toBool();
+    args.outputPadding = ctx->saved_data["output_padding"].toIntVector();
+    args.groups = ctx->saved_data["groups"].toInt();
+    const int64_t biasSize = ctx->saved_data["bias_size"].toInt();
+    const bool hasBias = biasSize >= 0;
+    const std::vector<int64_t> biasSizes{biasSize};
+
+    // Autograd edges exist for tensor inputs only: input, weight, then bias if given.
+    const std::array<bool, 3> mask{ctx->needs_input_grad(0), ctx->needs_input_grad(1),
+                                   hasBias && ctx->needs_input_grad(2)};
+    // Under create_graph the gradient must be differentiable w.r.t. the caller's
+    // tensors, so recompute from them rather than from the detached host copies.
+    const bool differentiable = at::GradMode::is_enabled();
+    const at::Tensor &input = saved[differentiable ? 0 : 2];
+    const at::Tensor &weight = saved[differentiable ? 1 : 3];
+    auto [gradInput, gradWeight, gradBias] = hostConvolutionBackward(
+        toHost(gradOutputs[0]), toHost(input), toHost(weight),
+        hasBias ? c10::OptionalIntArrayRef(biasSizes) : c10::nullopt, args, mask);
+    return {toDevice(gradInput, saved[0].device()), toDevice(gradWeight, saved[1].device()),
+            toDevice(gradBias, ctx->saved_data["bias_device"].toDevice()), at::Tensor()};
+  }
+};
+
+at::Tensor convAutograd(const at::Tensor &input, const at::Tensor &weight,
+                        const c10::optional<at::Tensor> &bias, c10::IntArrayRef stride,
+                        c10::IntArrayRef padding, c10::IntArrayRef dilation, bool transposed,
+                        c10::IntArrayRef outputPadding, int64_t groups) {
+  return HostConvolutionFunction::apply(input, weight, bias,
+                                        makeConvolutionArgs(weight.dim(), stride, padding,
+                                                            dilation, transposed, outputPadding,
+                                                            groups));
+}
+
+at::Tensor callConv(const at::Tensor &input, const at::Tensor &weight,
+                    const c10::optional<at::Tensor> &bias, c10::IntArrayRef stride,
+                    c10::IntArrayRef padding, c10::IntArrayRef dilation, int64_t groups) {
+  static const auto op = c10::Dispatcher::singleton()
+                             .findSchemaOrThrow("rdna1::conv", "")
+                             .typed<decltype(convKernel)>();
+  const std::vector<int64_t> noOutputPadding;
+  return op.call(input, weight, bias, stride, padding, dilation, false, noOutputPadding, groups);
+}
+
+// 'valid' is zero padding; 'same' pads by dilation * (kernel - 1) in total,
+// the odd element on the far side, as ATen's _convolution_mode does.
+at::Tensor convStringPadding(const at::Tensor &input, const at::Tensor &weight,
+                             const c10::optional<at::Tensor> &bias, c10::IntArrayRef stride,
+                             c10::string_view padding, c10::IntArrayRef dilation,
+                             int64_t groups) {
+  const int64_t spatial = weight.dim() - 2;
+  if (padding == "valid")
+    return callConv(input, weight, bias, stride, std::vector<int64_t>(spatial, 0), dilation,
+                    groups);
+  TORCH_CHECK(padding == "same", "rdna1::conv: invalid padding string '", padding,
+              "', should be 'same' or 'valid'");
+  const ConvolutionArgs args =
+      makeConvolutionArgs(weight.dim(), stride, {0}, dilation, false, {}, groups);
+  for (int64_t s : args.stride)
+    TORCH_CHECK(s == 1, "rdna1::conv: padding='same' is not supported for strided convolutions");
+  std::vector<int64_t> symmetric(spatial);
+  std::vector<int64_t> extra(2 * spatial, 0); // constant_pad_nd order: last dim first
+  bool asymmetric = false;
+  for (int64_t i = 0; i < spatial; ++i) {
+    const int64_t total = args.dilation[i] * (weight.size(i + 2) - 1);
+    symmetric[i] = total / 2;
+    const int64_t rest = total - 2 * symmetric[i];
+    extra[2 * (spatial - 1 - i) + 1] = rest;
+    asymmetric = asymmetric || rest != 0;
+  }
+  const at::Tensor padded = asymmetric ? at::constant_pad_nd(input, extra, 0) : input;
+  return callConv(padded, weight, bias, stride, symmetric, dilation, groups);
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor>
+convBackwardKernel(const at::Tensor &gradOutput, const at::Tensor &input, const at::Tensor &weight,
+                   c10::OptionalIntArrayRef biasSizes, c10::IntArrayRef stride,
+                   c10::IntArrayRef padding, c10::IntArrayRef dilation, bool transposed,
+                   c10::IntArrayRef outputPadding, int64_t groups,
+                   std::array<bool, 3> outputMask) {
+  return convBackwardOnHost(gradOutput, input, weight, biasSizes,
+                            makeConvolutionArgs(weight.dim(), stride, padding, dilation,
+                                                transposed, outputPadding, groups),
+                            outputMask, weight.device());
+}
+
+} // namespace
+} // namespace rdna1
+
+TORCH_LIBRARY_IMPL(rdna1, CompositeExplicitAutograd, m) { m.impl("conv", &rdna1::convKernel); }
+
+TORCH_LIBRARY_IMPL(rdna1, Autograd, m) { m.impl("conv", &rdna1::convAutograd); }
+
+TORCH_LIBRARY_IMPL(rdna1, CompositeImplicitAutograd, m) {
+  m.impl("conv.padding", &rdna1::convStringPadding);
+  m.impl("conv_backward", &rdna1::convBackwardKernel);
+}

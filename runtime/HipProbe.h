@@ -1,0 +1,13 @@
+// Describes the HIP devices of this machine without ever failing: no HIP
+// runtime, no driver and no GPU are all ordinary answers.
+#pragma once
+
+#include <string>
+
+namespace rdna1 {
+
+// One line, e.g. "HIP: 1 device: gfx1010 (RDNA1, AMD Radeon RX 5700 XT)" or
+// "HIP: no device (hipErrorNoDevice)" or "HIP: not built in".
+std::string describeHipDevices();
+
+} // namespace rdna1

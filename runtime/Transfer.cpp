@@ -1,0 +1,25 @@
+#include "Transfer.h"
+
+#include <ATen/ATen.h>
+
+namespace rdna1 {
+
+at::Tensor toHost(const at::Tensor &tensor) {
+  if (!tensor.defined() || tensor.device().is_cpu())
+    return tensor;
+  return tensor.to(at::kCPU);
+}
+
+c10::optional<at::Tensor> toHost(const c10::optional<at::Tensor> &tensor) {
+  if (!tensor || !tensor->defined())
+    return c10::nullopt;
+  return toHost(*tensor);
+}
+
+at::Tensor toDevice(const at::Tensor &tensor, c10::Device device) {
+  if (!tensor.defined() || tensor.device() == device)
+    return tensor;
+  return tensor.to(device, /*non_blocking=*/true);
+}
+
+} // namespace rdna1

@@ -1,0 +1,109 @@
+// rdna1-rewrite IN.pt OUT.pt: rewrites a TorchScript model so that its
+// convolutions run through the rdna1 runtime instead of cuDNN/MIOpen.
+#include "HipProbe.h"
+#include "ReportJson.h"
+#include "RewriteFile.h"
+#include "ToolError.h"
+
+#include <llvm/Support/CommandLine.h>
+#include <llvm/Support/raw_ostream.h>
+
+#include <fstream>
+#include <iostream>
+
+namespace cl = llvm::cl;
+using namespace rdna1;
+
+namespace {
+
+cl::OptionCategory category("rdna1-rewrite options");
+
+cl::opt<std::string> inputPath(cl::Positional, cl::Required, cl::desc("<in.pt>"),
+                               cl::cat(category));
+cl::opt<std::string> outputPath(cl::Positional, cl::desc("<out.pt>"), cl::cat(category));
+cl::opt<bool> dryRun("dry-run", cl::desc("Rewrite in memory and report; write nothing"),
+                     cl::cat(category));
+cl::opt<std::string> reportPath("report", cl::value_desc("file.json"),
+                                cl::desc("Write what was rewritten, by class, method and node "
+                                         "kind, as JSON"),
+                                cl::cat(category));
+cl::opt<bool> verbose("v", cl::desc("List the rewritten nodes of each method"),
+                      cl::cat(category));
+cl::alias verboseLong("verbose", cl::desc("Alias for -v"), cl::aliasopt(verbose),
+                      cl::cat(category));
+
+constexpr const char *kOverview =
+    "rewrites the convolutions of a TorchScript model to run on the host\n\n"
+    "  Every convolution (forward and backward) of IN, a scripted, traced or frozen\n"
+    "  TorchScript model, becomes a call of the rdna1 runtime, so the model never\n"
+    "  reaches cuDNN/MIOpen (which crashes on AMD RDNA1 GPUs). Load OUT with\n"
+    "  rdna1.load(path) in Python, or torch::jit::load with librdna1_runtime.so linked.\n\n"
+    "  Exit codes: 0 done, 1 bad command line, 2 IN unreadable or not TorchScript,\n"
+    "  3 IN holds a node that cannot be rewritten, 4 OUT cannot be written.\n";
+
+void printVersion(llvm::raw_ostream &out) {
+  out << "rdna1-rewrite " << RDNA1_VERSION << "\n" << rdna1::describeHipDevices() << "\n";
+}
+
+void printDetails(const passes::ModuleReport &report) {
+  for (const auto &method : report.methods) {
+    std::cerr << method.owner << "." << method.method << ":";
+    for (const auto &[kind, count] : method.convolutions)
+      std::cerr << " " << kind << " x" << count;
+    for (const auto &[kind, count] : method.norms)
+      std::cerr << " " << kind << "(cudnn_enabled=false) x" << count;
+    std::cerr << "\n";
+  }
+}
+
+void writeReport(const passes::ModuleReport &report) {
+  std::ofstream out(reportPath);
+  if (!out)
+    throw tool::ToolError(tool::kExitCannotWrite, "cannot write report '" + reportPath + "'");
+  tool::writeReportJson(out, report, inputPath, dryRun ? std::string() : outputPath.getValue());
+}
+
+std::string plural(int count, const char *noun) {
+  return std::to_string(count) + " " + noun + (count == 1 ? "" : "s");
+}
+
+void printSummary(const passes::ModuleReport &report) {
+  const std::string destination = dryRun ? " (dry run, nothing written)" : " -> " + outputPath;
+  if (report.convolutions() + report.norms() == 0) {
+    std::cout << "nothing to rewrite in " << inputPath
+              << " (no convolution, or already rewritten)" << destination << "\n";
+    return;
+  }
+  std::cout << "rewrote " << plural(report.convolutions(), "convolution");
+  if (report.norms() > 0)
+    std::cout << " and " << plural(report.norms(), "norm");
+  std::cout << " in " << plural(report.methodsChanged(), "method") << destination << "\n";
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  cl::HideUnrelatedOptions(category);
+  cl::SetVersionPrinter(printVersion);
+  cl::ParseCommandLineOptions(argc, argv, kOverview);
+  if (!dryRun && outputPath.empty()) {
+    std::cerr << "rdna1-rewrite: error: missing <out.pt> (or pass --dry-run)\n";
+    return tool::kExitUsage;
+  }
+  try {
+    const passes::ModuleReport report = tool::rewriteFile({inputPath, outputPath, dryRun});
+    if (verbose)
+      printDetails(report);
+    if (!reportPath.empty())
+      writeReport(report);
+    printSummary(report);
+    return tool::kExitOk;
+  } catch (const tool::ToolError &error) {
+    std::cerr << "rdna1-rewrite: error: " << error.what() << "\n";
+    return error.code();
+  } catch (const std::exception &error) {
+    const std::string message = error.what();
+    std::cerr << "rdna1-rewrite: error: " << message.substr(0, message.find('\n')) << "\n";
+    return tool::kExitCannotRewrite;
+  }
+}
