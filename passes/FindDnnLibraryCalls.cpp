@@ -9,12 +9,17 @@ namespace rdna1::passes {
 namespace {
 
 bool reachesDnnLibrary(const torch::jit::Node *node) {
-  static const auto kConvolutionBackward = c10::Symbol::fromQualString("aten::convolution_backward");
+  static const auto kConvolutionBackward =
+      c10::Symbol::fromQualString("aten::convolution_backward");
   if (isConvolutionSpelling(node->kind()) || node->kind() == kConvolutionBackward)
     return true;
-  static const std::array<const char *, 4> kPrefixes{
-      "aten::cudnn_convolution", "aten::cudnn_batch_norm", "aten::miopen_",
-      "aten::_convolution_double_backward"};
+  static const std::array<const char *, 7> kPrefixes{"aten::cudnn_convolution",
+                                                     "aten::cudnn_batch_norm",
+                                                     "aten::miopen_",
+                                                     "aten::_convolution_double_backward",
+                                                     "aten::batch_norm",
+                                                     "aten::instance_norm",
+                                                     "aten::_batch_norm_impl_index"};
   const std::string kind = node->kind().toQualString();
   for (const char *prefix : kPrefixes)
     if (kind.rfind(prefix, 0) == 0)

@@ -7,7 +7,8 @@
 namespace rdna1::passes {
 
 RewriteCounts LowerConvolutionBackward(const std::shared_ptr<torch::jit::Graph> &graph) {
-  static const auto kConvolutionBackward = c10::Symbol::fromQualString("aten::convolution_backward");
+  static const auto kConvolutionBackward =
+      c10::Symbol::fromQualString("aten::convolution_backward");
   static const auto kHostBackward = c10::Symbol::fromQualString(ops::kConvBackward);
   RewriteCounts counts;
   for (torch::jit::Node *node : allNodes(graph)) {

@@ -77,7 +77,9 @@ const std::unordered_map<c10::Symbol, SpellingEntry> &spellings() {
   return *table;
 }
 
-bool isString(const Value *value) { return value->type()->kind() == c10::TypeKind::StringType; }
+bool isString(const Value *value) {
+  return value->type()->kind() == c10::TypeKind::StringType;
+}
 
 // Reads the operands of `node`; constants for absent ones are inserted at the
 // current insertion point.
@@ -93,8 +95,8 @@ ConvCall readConvCall(Node *node, const SpellingEntry &entry) {
   call.padding = at(s.padding);
   call.dilation = at(s.dilation);
   call.transposed = s.transposed >= 0 ? at(s.transposed) : graph.insertConstant(entry.transposed);
-  call.outputPadding = s.outputPadding >= 0 ? at(s.outputPadding)
-                                            : graph.insertConstant(std::vector<int64_t>{});
+  call.outputPadding =
+      s.outputPadding >= 0 ? at(s.outputPadding) : graph.insertConstant(std::vector<int64_t>{});
   call.groups = at(s.groups);
   call.stringPadding = isString(call.padding);
   call.epilogue = s.epilogue;
@@ -106,8 +108,8 @@ ConvCall readConvCall(Node *node, const SpellingEntry &entry) {
 }
 
 Value *emitConvCall(Graph &graph, const ConvCall &call, const torch::jit::SourceRange &range) {
-  std::vector<Value *> inputs{call.input, call.weight, call.bias, call.stride, call.padding,
-                              call.dilation};
+  std::vector<Value *> inputs{call.input,  call.weight,  call.bias,
+                              call.stride, call.padding, call.dilation};
   if (!call.stringPadding) {
     inputs.push_back(call.transposed);
     inputs.push_back(call.outputPadding);
@@ -137,7 +139,9 @@ bool hasExpectedArity(const Node *node, const SpellingEntry &entry) {
 
 } // namespace
 
-bool isConvolutionSpelling(c10::Symbol kind) { return spellings().count(kind) != 0; }
+bool isConvolutionSpelling(c10::Symbol kind) {
+  return spellings().count(kind) != 0;
+}
 
 RewriteCounts LowerConvolutions(const std::shared_ptr<Graph> &graph) {
   RewriteCounts counts;
@@ -146,8 +150,7 @@ RewriteCounts LowerConvolutions(const std::shared_ptr<Graph> &graph) {
     if (found == spellings().end() || !hasExpectedArity(node, found->second))
       continue;
     torch::jit::WithInsertPoint insertBefore(node);
-    Value *result =
-        emitConvCall(*graph, readConvCall(node, found->second), node->sourceRange());
+    Value *result = emitConvCall(*graph, readConvCall(node, found->second), node->sourceRange());
     result->copyMetadata(node->output());
     node->output()->replaceAllUsesWith(result);
     node->destroy();

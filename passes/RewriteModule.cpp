@@ -2,6 +2,7 @@
 
 #include "DisableCudnnInNorms.h"
 #include "FindDnnLibraryCalls.h"
+#include "LowerBatchNorms.h"
 #include "LowerConvolutionBackward.h"
 #include "LowerConvolutions.h"
 
@@ -17,7 +18,10 @@ MethodReport rewriteGraph(const std::shared_ptr<torch::jit::Graph> &graph,
   report.convolutions = LowerConvolutions(graph);
   for (const auto &[kind, count] : LowerConvolutionBackward(graph))
     report.convolutions[kind] += count;
-  report.norms = DisableCudnnInNorms(graph);
+  // Batch and instance norms become rdna1:: ops; the flag is cleared on the others.
+  report.norms = LowerBatchNorms(graph);
+  for (const auto &[kind, count] : DisableCudnnInNorms(graph))
+    report.norms[kind] += count;
   report.dnnLibraryCalls = FindDnnLibraryCalls(graph);
   return report;
 }

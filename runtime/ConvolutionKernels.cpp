@@ -49,9 +49,8 @@ convBackwardOnHost(const at::Tensor &gradOutput, const at::Tensor &input, const 
 // plain backward does not move them across the bus again).
 class HostConvolutionFunction : public torch::autograd::Function<HostConvolutionFunction> {
 public:
-  static at::Tensor forward(AutogradContext *ctx, const at::Tensor &input,
-                            const at::Tensor &weight, const c10::optional<at::Tensor> &bias,
-                            const ConvolutionArgs &args) {
+  static at::Tensor forward(AutogradContext *ctx, const at::Tensor &input, const at::Tensor &weight,
+                            const c10::optional<at::Tensor> &bias, const ConvolutionArgs &args) {
     at::AutoDispatchBelowADInplaceOrView belowAutograd;
     const at::Tensor hostInput = toHost(input);
     const at::Tensor hostWeight = toHost(weight);
@@ -103,9 +102,8 @@ at::Tensor convAutograd(const at::Tensor &input, const at::Tensor &weight,
                         c10::IntArrayRef padding, c10::IntArrayRef dilation, bool transposed,
                         c10::IntArrayRef outputPadding, int64_t groups) {
   return HostConvolutionFunction::apply(input, weight, bias,
-                                        makeConvolutionArgs(weight.dim(), stride, padding,
-                                                            dilation, transposed, outputPadding,
-                                                            groups));
+                                        makeConvolutionArgs(weight.dim(), stride, padding, dilation,
+                                                            transposed, outputPadding, groups));
 }
 
 at::Tensor callConv(const at::Tensor &input, const at::Tensor &weight,
@@ -122,8 +120,7 @@ at::Tensor callConv(const at::Tensor &input, const at::Tensor &weight,
 // the odd element on the far side, as ATen's _convolution_mode does.
 at::Tensor convStringPadding(const at::Tensor &input, const at::Tensor &weight,
                              const c10::optional<at::Tensor> &bias, c10::IntArrayRef stride,
-                             c10::string_view padding, c10::IntArrayRef dilation,
-                             int64_t groups) {
+                             c10::string_view padding, c10::IntArrayRef dilation, int64_t groups) {
   const int64_t spatial = weight.dim() - 2;
   if (padding == "valid")
     return callConv(input, weight, bias, stride, std::vector<int64_t>(spatial, 0), dilation,
@@ -152,20 +149,23 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor>
 convBackwardKernel(const at::Tensor &gradOutput, const at::Tensor &input, const at::Tensor &weight,
                    c10::OptionalIntArrayRef biasSizes, c10::IntArrayRef stride,
                    c10::IntArrayRef padding, c10::IntArrayRef dilation, bool transposed,
-                   c10::IntArrayRef outputPadding, int64_t groups,
-                   std::array<bool, 3> outputMask) {
+                   c10::IntArrayRef outputPadding, int64_t groups, std::array<bool, 3> outputMask) {
   return convBackwardOnHost(gradOutput, input, weight, biasSizes,
-                            makeConvolutionArgs(weight.dim(), stride, padding, dilation,
-                                                transposed, outputPadding, groups),
+                            makeConvolutionArgs(weight.dim(), stride, padding, dilation, transposed,
+                                                outputPadding, groups),
                             outputMask, weight.device());
 }
 
 } // namespace
 } // namespace rdna1
 
-TORCH_LIBRARY_IMPL(rdna1, CompositeExplicitAutograd, m) { m.impl("conv", &rdna1::convKernel); }
+TORCH_LIBRARY_IMPL(rdna1, CompositeExplicitAutograd, m) {
+  m.impl("conv", &rdna1::convKernel);
+}
 
-TORCH_LIBRARY_IMPL(rdna1, Autograd, m) { m.impl("conv", &rdna1::convAutograd); }
+TORCH_LIBRARY_IMPL(rdna1, Autograd, m) {
+  m.impl("conv", &rdna1::convAutograd);
+}
 
 TORCH_LIBRARY_IMPL(rdna1, CompositeImplicitAutograd, m) {
   m.impl("conv.padding", &rdna1::convStringPadding);

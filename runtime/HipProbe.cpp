@@ -36,7 +36,9 @@ std::string describeHipDevices() {
   return out.str();
 }
 #else
-std::string describeHipDevices() { return "HIP: not built in"; }
+std::string describeHipDevices() {
+  return "HIP: not built in";
+}
 #endif
 
 } // namespace rdna1

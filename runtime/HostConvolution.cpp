@@ -45,15 +45,15 @@ ConvolutionArgs makeConvolutionArgs(int64_t weightDim, c10::IntArrayRef stride,
                                     bool transposed, c10::IntArrayRef outputPadding,
                                     int64_t groups) {
   const int64_t spatial = weightDim - 2;
-  TORCH_CHECK(spatial >= 1, "rdna1::conv: weight must have at least 3 dimensions, got ",
-              weightDim);
+  TORCH_CHECK(spatial >= 1, "rdna1::conv: weight must have at least 3 dimensions, got ", weightDim);
   ConvolutionArgs args;
   args.stride = expandParam(stride, spatial, "stride");
   args.padding = expandParam(padding, spatial, "padding");
   args.dilation = expandParam(dilation, spatial, "dilation");
   args.transposed = transposed;
-  args.outputPadding = outputPadding.empty() ? std::vector<int64_t>(spatial, 0)
-                                             : expandParam(outputPadding, spatial, "output_padding");
+  args.outputPadding = outputPadding.empty()
+                           ? std::vector<int64_t>(spatial, 0)
+                           : expandParam(outputPadding, spatial, "output_padding");
   args.groups = groups;
   return args;
 }
@@ -88,9 +88,8 @@ hostConvolutionBackward(const at::Tensor &gradOutput, const at::Tensor &input,
     in = in.unsqueeze(0);
   }
   auto [gradInput, gradWeight, gradBias] = at::convolution_backward(
-      gradOut, in, weight.to(compute), biasSizes,
-      args.stride, args.padding, args.dilation, args.transposed, args.outputPadding, args.groups,
-      outputMask);
+      gradOut, in, weight.to(compute), biasSizes, args.stride, args.padding, args.dilation,
+      args.transposed, args.outputPadding, args.groups, outputMask);
   if (unbatched && gradInput.defined())
     gradInput = gradInput.squeeze(0);
   return {castTo(gradInput, input.scalar_type()), castTo(gradWeight, weight.scalar_type()),

@@ -37,8 +37,8 @@ void writeCounts(std::ostream &out, const passes::RewriteCounts &counts) {
 void writeReportJson(std::ostream &out, const passes::ModuleReport &report,
                      const std::string &input, const std::string &output) {
   out << "{\n  \"input\": " << quoted(input) << ",\n  \"output\": " << quoted(output)
-      << ",\n  \"convolutions\": " << report.convolutions() << ",\n  \"norms\": "
-      << report.norms() << ",\n  \"methods\": [";
+      << ",\n  \"convolutions\": " << report.convolutions() << ",\n  \"norms\": " << report.norms()
+      << ",\n  \"methods\": [";
   const char *separator = "\n";
   for (const auto &method : report.methods) {
     out << separator << "    {\"class\": " << quoted(method.owner)

@@ -17,9 +17,11 @@ namespace fs = std::filesystem;
 namespace rdna1::tool {
 namespace {
 
+// The first line, without libtorch's "(Could this error message be improved? ...)" plea.
 std::string firstLine(const std::string &text) {
-  const auto end = text.find('\n');
-  return end == std::string::npos ? text : text.substr(0, end);
+  std::string line = text.substr(0, text.find('\n'));
+  const auto plea = line.find("  (Could this error message be improved?");
+  return plea == std::string::npos ? line : line.substr(0, plea);
 }
 
 // libtorch's messages carry backtraces and source excerpts after the first line.
@@ -43,8 +45,9 @@ void checkReadable(const std::string &path) {
   in.read(magic, sizeof magic);
   if (in.gcount() != 4 || std::memcmp(magic, "PK\x03\x04", 4) != 0)
     throw ToolError(kExitBadInput,
-                    "'" + path + "' is not a TorchScript model (not a zip archive); save one with "
-                                 "torch.jit.script(model).save(path) or torch.jit.trace");
+                    "'" + path +
+                        "' is not a TorchScript model (not a zip archive); save one with "
+                        "torch.jit.script(model).save(path) or torch.jit.trace");
 }
 
 // Lists the archive's extra files (torch.jit.save(_extra_files=...)) so they
@@ -55,8 +58,8 @@ torch::jit::ExtraFilesMap inspectArchive(const std::string &path) {
     caffe2::serialize::PyTorchStreamReader reader(path);
     records = reader.getAllRecords();
   } catch (const std::exception &error) {
-    throw ToolError(kExitBadInput, "'" + path + "' is not a readable TorchScript archive: " +
-                                       describe(error));
+    throw ToolError(kExitBadInput,
+                    "'" + path + "' is not a TorchScript model (" + describe(error) + ")");
   }
   bool hasConstants = false;
   bool hasData = false;
@@ -140,8 +143,8 @@ passes::ModuleReport rewriteFile(const RewriteRequest &request) {
   try {
     report = passes::RewriteModule(module);
   } catch (const std::exception &error) {
-    throw ToolError(kExitCannotRewrite, "cannot rewrite '" + request.input + "': " +
-                                            describe(error));
+    throw ToolError(kExitCannotRewrite,
+                    "cannot rewrite '" + request.input + "': " + describe(error));
   }
   if (!report.safe())
     throw ToolError(kExitCannotRewrite, "cannot rewrite '" + request.input +

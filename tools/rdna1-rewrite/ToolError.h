@@ -16,8 +16,7 @@ enum ExitCode : int {
 
 class ToolError : public std::runtime_error {
 public:
-  ToolError(ExitCode code, const std::string &message)
-      : std::runtime_error(message), code_(code) {}
+  ToolError(ExitCode code, const std::string &message) : std::runtime_error(message), code_(code) {}
   ExitCode code() const { return code_; }
 
 private:

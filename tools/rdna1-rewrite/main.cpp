@@ -27,8 +27,7 @@ cl::opt<std::string> reportPath("report", cl::value_desc("file.json"),
                                 cl::desc("Write what was rewritten, by class, method and node "
                                          "kind, as JSON"),
                                 cl::cat(category));
-cl::opt<bool> verbose("v", cl::desc("List the rewritten nodes of each method"),
-                      cl::cat(category));
+cl::opt<bool> verbose("v", cl::desc("List the rewritten nodes of each method"), cl::cat(category));
 cl::alias verboseLong("verbose", cl::desc("Alias for -v"), cl::aliasopt(verbose),
                       cl::cat(category));
 
@@ -70,8 +69,8 @@ std::string plural(int count, const char *noun) {
 void printSummary(const passes::ModuleReport &report) {
   const std::string destination = dryRun ? " (dry run, nothing written)" : " -> " + outputPath;
   if (report.convolutions() + report.norms() == 0) {
-    std::cout << "nothing to rewrite in " << inputPath
-              << " (no convolution, or already rewritten)" << destination << "\n";
+    std::cout << "nothing to rewrite in " << inputPath << " (no convolution, or already rewritten)"
+              << destination << "\n";
     return;
   }
   std::cout << "rewrote " << plural(report.convolutions(), "convolution");

@@ -26,6 +26,21 @@ inline constexpr const char *kConvBackwardSchema =
     "int[] stride, int[] padding, int[] dilation, bool transposed, int[] output_padding, "
     "int groups, bool[3] output_mask) -> (Tensor, Tensor, Tensor)";
 
+// Batch and instance norm through ATen's native kernels. PyTorch 2.x ignores
+// aten::batch_norm's cudnn_enabled argument and picks cuDNN/MIOpen from the
+// global flag, so clearing the argument is not enough there. The running
+// statistics are updated in place in training mode, as the schemas say.
+inline constexpr const char *kBatchNorm = "rdna1::batch_norm";
+inline constexpr const char *kBatchNormSchema =
+    "batch_norm(Tensor input, Tensor? weight, Tensor? bias, Tensor(a!)? running_mean, "
+    "Tensor(b!)? running_var, bool training, float momentum, float eps, bool cudnn_enabled) "
+    "-> Tensor";
+inline constexpr const char *kInstanceNorm = "rdna1::instance_norm";
+inline constexpr const char *kInstanceNormSchema =
+    "instance_norm(Tensor input, Tensor? weight, Tensor? bias, Tensor(a!)? running_mean, "
+    "Tensor(b!)? running_var, bool use_input_stats, float momentum, float eps, "
+    "bool cudnn_enabled) -> Tensor";
+
 inline constexpr const char *kRuntimeInfo = "rdna1::runtime_info";
 inline constexpr const char *kRuntimeInfoSchema = "runtime_info() -> str";
 

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The device machine's one script: build the runtime against the local (pip) torch, check that
+# rewritten models never reach cuDNN/MIOpen and match their originals, then benchmark.
+#
+#   bench/device.sh [CARRY_DIR]   # CARRY_DIR holds models rewritten on a CPU machine (default .carry)
+#
+# Writes logs to $OUT when set (the device tool's result folder).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+carry=${1:-.carry}
+out=${OUT:-build-device/out}
+mkdir -p "$out"
+export PYTHONUNBUFFERED=1
+
+prefix=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
+cmake -S . -B build-device -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" \
+  -DRDNA1_BUILD_TOOL=OFF -DRDNA1_WITH_HIP=OFF -DRDNA1_BUILD_TESTS=OFF -DCMAKE_POLICY_VERSION_MINIMUM=3.5 >"$out/configure.log" 2>&1 ||
+  { tail -40 "$out/configure.log"; exit 1; }
+cmake --build build-device -j16 >"$out/build.log" 2>&1 || { grep -A5 error "$out/build.log" | head -60; exit 1; }
+echo "built $(ls build-device/lib/librdna1_runtime.so) against torch $(python3 -c 'import torch; print(torch.__version__)')"
+export RDNA1_RUNTIME=$PWD/build-device/lib/librdna1_runtime.so
+
+python3 bench/device_check.py "$carry/resnet18_scripted.rdna1.pt" 2>&1 | tee "$out/device_check.log"

@@ -1,0 +1,126 @@
+#!/usr/bin/python3
+"""rdna1-rewrite on bad input: one clear line, a documented exit code, IN unchanged, no OUT."""
+import os
+import shutil
+import tempfile
+import unittest
+import zipfile
+
+import torch
+
+from e2e_support import TOOL, digest, rewrite, sample
+
+EXIT_USAGE, EXIT_BAD_INPUT, EXIT_CANNOT_WRITE = 1, 2, 4
+
+
+class BadInputTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp()
+        self.out = os.path.join(self.dir, 'out.pt')
+
+    def tearDown(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def write(self, name, data):
+        path = os.path.join(self.dir, name)
+        with open(path, 'wb') as f:
+            f.write(data)
+        return path
+
+    def assertFailsCleanly(self, args, code, message, unchanged=None):
+        """One error line with `message`, exit `code`, `unchanged` intact, nothing new written."""
+        files_before = set(os.listdir(self.dir))
+        digest_before = digest(unchanged) if unchanged else None
+        result = rewrite(*args)
+        self.assertEqual(result.returncode, code, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        self.assertEqual(len(lines), 1, f'expected one line, got: {result.stderr!r}')
+        self.assertTrue(lines[0].startswith('rdna1-rewrite: error: '), lines[0])
+        self.assertIn(message, lines[0])
+        self.assertEqual(result.stdout, '')
+        self.assertEqual(set(os.listdir(self.dir)), files_before, 'output or temporary file left behind')
+        if unchanged:
+            self.assertEqual(digest(unchanged), digest_before, 'input file changed')
+
+    def test_missing_file(self):
+        self.assertFailsCleanly(['missing.pt', self.out], EXIT_BAD_INPUT, "cannot read 'missing.pt': no such file")
+
+    def test_directory(self):
+        self.assertFailsCleanly([self.dir, self.out], EXIT_BAD_INPUT, 'is a directory')
+
+    def test_text_file(self):
+        readme = os.path.join(os.path.dirname(TOOL), '..', '..', 'README.md')
+        path = readme if os.path.exists(readme) else self.write('notes.txt', b'hello\n')
+        self.assertFailsCleanly([path, self.out], EXIT_BAD_INPUT, 'not a TorchScript model (not a zip archive)')
+
+    def test_empty_file(self):
+        path = self.write('empty.pt', b'')
+        self.assertFailsCleanly([path, self.out], EXIT_BAD_INPUT, 'not a zip archive', unchanged=path)
+
+    def test_random_bytes(self):
+        path = self.write('random.pt', os.urandom(4096))
+        self.assertFailsCleanly([path, self.out], EXIT_BAD_INPUT, 'not a TorchScript model', unchanged=path)
+
+    def test_zip_that_is_not_torchscript(self):
+        path = os.path.join(self.dir, 'data.pt')
+        with zipfile.ZipFile(path, 'w') as archive:
+            archive.writestr('archive/hello.txt', 'hello')
+        self.assertFailsCleanly([path, self.out], EXIT_BAD_INPUT, 'not a TorchScript model', unchanged=path)
+
+    def test_torch_save_pickle(self):
+        path = os.path.join(self.dir, 'state.pt')
+        torch.save(torch.nn.Conv2d(1, 1, 1), path)
+        self.assertFailsCleanly([path, self.out], EXIT_BAD_INPUT, 'torch.save', unchanged=path)
+
+    def test_same_input_and_output(self):
+        path = os.path.join(self.dir, 'model.pt')
+        shutil.copy(sample('audio', 'scripted'), path)
+        before = digest(path)
+        result = rewrite(path, path)
+        self.assertEqual(result.returncode, EXIT_CANNOT_WRITE, result.stderr)
+        self.assertIn('refusing to overwrite the input', result.stderr)
+        self.assertEqual(digest(path), before)
+
+    def test_same_input_and_output_through_symlink(self):
+        path = os.path.join(self.dir, 'model.pt')
+        shutil.copy(sample('audio', 'scripted'), path)
+        link = os.path.join(self.dir, 'link.pt')
+        os.symlink(path, link)
+        before = digest(path)
+        result = rewrite(path, link)
+        self.assertEqual(result.returncode, EXIT_CANNOT_WRITE, result.stderr)
+        self.assertEqual(len(result.stderr.strip().splitlines()), 1)
+        self.assertEqual(digest(path), before)
+
+    def test_output_directory_missing(self):
+        result = rewrite(sample('audio', 'scripted'), os.path.join(self.dir, 'no', 'such', 'out.pt'))
+        self.assertEqual(result.returncode, EXIT_CANNOT_WRITE, result.stderr)
+        self.assertIn("no directory", result.stderr)
+        self.assertEqual(os.listdir(self.dir), [])
+
+    def test_missing_output_argument(self):
+        result = rewrite(sample('audio', 'scripted'))
+        self.assertEqual(result.returncode, EXIT_USAGE)
+        self.assertIn('missing <out.pt>', result.stderr)
+
+    def test_unknown_option(self):
+        result = rewrite('--no-such-option', sample('audio', 'scripted'), self.out)
+        self.assertEqual(result.returncode, EXIT_USAGE)
+        self.assertFalse(os.path.exists(self.out))
+
+
+class HelpTest(unittest.TestCase):
+    def test_help_lists_options_and_exit_codes(self):
+        result = rewrite('--help')
+        self.assertEqual(result.returncode, 0)
+        for text in ('--dry-run', '--report=<file.json>', '-v', 'Exit codes', '<in.pt>', '<out.pt>'):
+            self.assertIn(text, result.stdout)
+
+    def test_version(self):
+        result = rewrite('--version')
+        self.assertEqual(result.returncode, 0)
+        self.assertRegex(result.stdout, r'rdna1-rewrite \d+\.\d+\.\d+\nHIP: ')
+
+
+if __name__ == '__main__':
+    unittest.main()

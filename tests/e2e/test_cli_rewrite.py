@@ -1,0 +1,152 @@
+#!/usr/bin/python3
+"""The CLI on the sample models: no convolution left, same outputs and gradients, report, idempotence."""
+import json
+import os
+import re
+import shutil
+import tempfile
+import unittest
+
+import torch
+
+import rdna1
+import sample_models
+from e2e_support import (RUN_MODEL, aten_convolutions, digest, inlined_kinds, outputs_and_grads, rewrite, run,
+                         sample)
+
+SAMPLES = [(name, mode) for name in sample_models.SAMPLES for mode in ('scripted', 'traced')]
+SUMMARY = re.compile(r'^rewrote (\d+) convolutions?( and \d+ norms?)? in \d+ methods? -> (.+)$')
+
+
+class RewriteSamplesTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp()
+        cls.rewritten = {}
+        cls.results = {}
+        for name, mode in SAMPLES:
+            out = os.path.join(cls.dir, f'{name}_{mode}.rdna1.pt')
+            report = os.path.join(cls.dir, f'{name}_{mode}.json')
+            cls.results[name, mode] = rewrite(sample(name, mode), out, f'--report={report}')
+            cls.rewritten[name, mode] = out
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def test_summary_line(self):
+        for key, result in self.results.items():
+            with self.subTest(sample=key):
+                self.assertEqual(result.returncode, 0, result.stderr)
+                match = SUMMARY.match(result.stdout.strip())
+                self.assertIsNotNone(match, result.stdout)
+                self.assertGreater(int(match.group(1)), 0)
+                self.assertEqual(match.group(3), self.rewritten[key])
+
+    def test_input_unchanged(self):
+        for name, mode in SAMPLES:
+            with self.subTest(sample=(name, mode)):
+                original = torch.jit.load(sample(name, mode))
+                self.assertTrue(aten_convolutions(inlined_kinds(original)), 'sample has no convolution to rewrite')
+
+    def test_no_convolution_left_in_inlined_graph(self):
+        for key, path in self.rewritten.items():
+            with self.subTest(sample=key):
+                kinds = inlined_kinds(rdna1.load(path))
+                self.assertEqual(aten_convolutions(kinds), [])
+                self.assertIn('rdna1::conv', kinds)
+
+    def test_no_norm_asks_for_cudnn(self):
+        for key, path in self.rewritten.items():
+            with self.subTest(sample=key):
+                module = rdna1.load(path)  # keep alive: inlining reads its methods
+                graph = module.forward.graph.copy()
+                torch._C._jit_pass_inline(graph)
+                for node in graph.nodes():
+                    if node.kind() in ('aten::batch_norm', 'aten::group_norm', 'aten::instance_norm'):
+                        flag = list(node.inputs())[-1]
+                        self.assertEqual(flag.node().kind(), 'prim::Constant')
+                        self.assertFalse(flag.toIValue())
+
+    def test_outputs_and_gradients_match_original(self):
+        for (name, mode), path in self.rewritten.items():
+            with self.subTest(sample=(name, mode)):
+                _, x = sample_models.build(name)
+                expected = outputs_and_grads(torch.jit.load(sample(name, mode)), x)
+                actual = outputs_and_grads(rdna1.load(path), x)
+                torch.testing.assert_close(actual[0], expected[0], rtol=1e-4, atol=1e-4)
+                torch.testing.assert_close(actual[1], expected[1], rtol=1e-4, atol=1e-4)
+                self.assertEqual(len(actual[2]), len(expected[2]))
+                for got, want in zip(actual[2], expected[2]):
+                    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+
+    def test_report_lists_each_rewritten_method(self):
+        for (name, mode), path in self.rewritten.items():
+            with self.subTest(sample=(name, mode)):
+                with open(os.path.join(self.dir, f'{name}_{mode}.json')) as f:
+                    report = json.load(f)
+                self.assertEqual(report['output'], path)
+                counted = sum(sum(m['convolutions'].values()) for m in report['methods'])
+                self.assertEqual(counted, report['convolutions'])
+                self.assertGreater(report['convolutions'], 0)
+                for method in report['methods']:
+                    self.assertTrue(method['class'].startswith('__torch__'), method)
+                    self.assertTrue(method['method'], method)
+
+    def test_rewriting_twice_changes_nothing(self):
+        first = self.rewritten['resnet18', 'scripted']
+        second = os.path.join(self.dir, 'twice.pt')
+        result = rewrite(first, second)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn('nothing to rewrite', result.stdout)
+        a, b = rdna1.load(first), rdna1.load(second)
+        self.assertEqual(str(a.forward.graph), str(b.forward.graph))
+        self.assertEqual(a.code, b.code)
+
+    def test_dry_run_writes_nothing(self):
+        out = os.path.join(self.dir, 'dry.pt')
+        result = rewrite('--dry-run', sample('unet', 'scripted'), out)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn('dry run, nothing written', result.stdout)
+        self.assertFalse(os.path.exists(out))
+
+    def test_verbose_lists_methods(self):
+        result = rewrite('-v', '--dry-run', sample('audio', 'scripted'))
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertRegex(result.stderr, r'Conv1d\._conv_forward: aten::conv1d x1')
+
+    def test_frozen_module(self):
+        model, x = sample_models.build('unet')
+        frozen = torch.jit.freeze(torch.jit.script(model))
+        path, out = os.path.join(self.dir, 'frozen.pt'), os.path.join(self.dir, 'frozen.rdna1.pt')
+        frozen.save(path)
+        result = rewrite(path, out)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        rewritten = rdna1.load(out)
+        self.assertEqual(aten_convolutions(inlined_kinds(rewritten)), [])
+        with torch.no_grad():
+            torch.testing.assert_close(rewritten(x), frozen(x), rtol=1e-4, atol=1e-4)
+
+    def test_extra_files_are_kept(self):
+        model, _ = sample_models.build('audio')
+        path, out = os.path.join(self.dir, 'extra.pt'), os.path.join(self.dir, 'extra.rdna1.pt')
+        torch.jit.save(torch.jit.script(model), path, _extra_files={'meta.json': '{"k": 1}'})
+        self.assertEqual(rewrite(path, out).returncode, 0)
+        extra = {'meta.json': ''}
+        rdna1.load_runtime()
+        torch.jit.load(out, _extra_files=extra)
+        self.assertEqual(extra['meta.json'], b'{"k": 1}')
+
+    def test_cpp_program_runs_rewritten_model(self):
+        before = digest(sample('resnet18', 'traced'))
+        result = run(RUN_MODEL, self.rewritten['resnet18', 'traced'], '2x3x64x64',
+                     '--compare', sample('resnet18', 'traced'))
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn('output shape [2, 10]', result.stdout)
+        difference = float(re.search(r'max \|original - rewritten\| = (\S+)', result.stdout).group(1))
+        self.assertLess(difference, 1e-4)
+        self.assertEqual(digest(sample('resnet18', 'traced')), before)
+
+
+if __name__ == '__main__':
+    unittest.main()
