@@ -5,6 +5,7 @@ a torch.profiler trace, and matches the original (torchvision resnet18 with the 
     device_check.py REWRITTEN_RESNET18.pt [--batch 8] [--size 224]
 """
 import argparse
+import copy
 import os
 import sys
 
@@ -75,16 +76,24 @@ def main():
     x = torch.randn(args.batch, 3, args.size, args.size, device='cuda')
     names_new, y_new, g_new = profiled_ops(rewritten, x)
     names_old, y_old, g_old = profiled_ops(original, x)
-    out_diff = ((y_new - y_old).abs().max() / y_old.abs().max()).item()
-    grad_diff = max(((a - b).abs().max() / b.abs().max().clamp_min(1e-12)).item() for a, b in zip(g_new, g_old))
+    # The judge: the original in float64 on the host. Both float32 runs are compared with it.
+    _, y_ref, g_ref = profiled_ops(copy.deepcopy(original).double().cpu(), x.double().cpu())
+    # Per tensor, |a - r| / |r| in the 2-norm: a max-abs ratio is dominated by rounding noise in
+    # gradients that nearly cancel (weights in front of training-mode batch norm).
+    rel = lambda a, r: ((a.double().cpu() - r).norm() / r.norm().clamp_min(1e-30)).item()
+    out_new, out_old = rel(y_new, y_ref), rel(y_old, y_ref)
+    grad_new = max(rel(a, r) for a, r in zip(g_new, g_ref))
+    grad_old = max(rel(a, r) for a, r in zip(g_old, g_ref))
     print(f'rewritten resnet18 b{args.batch} forward+backward on CUDA: {len(names_new)} distinct ops, '
           f'cuDNN/MIOpen ops: {dnn_ops(names_new) or "none"}')
-    print(f'original  resnet18 (control): cuDNN/MIOpen ops: {dnn_ops(names_old)}')
-    print(f'max relative difference: output {out_diff:.2e}, gradients {grad_diff:.2e}')
+    control = dnn_ops(names_old)
+    print(f'original  resnet18 (control): {len(control)} cuDNN/MIOpen ops, e.g. {control[:3]}')
+    print(f'relative error (2-norm, worst tensor) against float64 on the host: rewritten output {out_new:.2e}, gradients {grad_new:.2e}; '
+          f'original (cuDNN) output {out_old:.2e}, gradients {grad_old:.2e}')
     print('runtime op on CUDA vs torch, worst relative difference by dtype:', check_runtime_ops_on_device())
     assert not dnn_ops(names_new), 'a cuDNN/MIOpen op ran'
     assert dnn_ops(names_old), 'control failed: the profiler saw no cuDNN op in the original'
-    assert out_diff < 1e-4 and grad_diff < 1e-3, (out_diff, grad_diff)
+    assert out_new < 1e-5 and grad_new < max(1e-4, 2 * grad_old), (out_new, grad_new, grad_old)
     print('device check: PASS')
 
 
