@@ -1,6 +1,10 @@
 #include "HostConvolution.h"
 
+#include "Counters.h"
+
 #include <ATen/ATen.h>
+
+#include <chrono>
 
 namespace rdna1 {
 namespace {
@@ -60,6 +64,7 @@ ConvolutionArgs makeConvolutionArgs(int64_t weightDim, c10::IntArrayRef stride,
 
 at::Tensor hostConvolution(const at::Tensor &input, const at::Tensor &weight,
                            const c10::optional<at::Tensor> &bias, const ConvolutionArgs &args) {
+  const auto start = std::chrono::steady_clock::now();
   checkSameDtypes(input, weight, bias);
   const bool unbatched = isUnbatched(input, weight);
   const auto type = input.scalar_type();
@@ -72,7 +77,13 @@ at::Tensor hostConvolution(const at::Tensor &input, const at::Tensor &weight,
                                    args.dilation, args.transposed, args.outputPadding, args.groups);
   if (unbatched)
     out = out.squeeze(0);
-  return out.to(type);
+  out = out.to(type);
+  auto &counters = Counters::get();
+  counters.hostConvolutions += 1;
+  counters.hostConvolutionNanos +=
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start)
+          .count();
+  return out;
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor>

@@ -1,5 +1,7 @@
 #include "Transfer.h"
 
+#include "Counters.h"
+
 #include <ATen/ATen.h>
 
 namespace rdna1 {
@@ -7,6 +9,8 @@ namespace rdna1 {
 at::Tensor toHost(const at::Tensor &tensor) {
   if (!tensor.defined() || tensor.device().is_cpu())
     return tensor;
+  Counters::get().toHostCopies += 1;
+  Counters::get().toHostBytes += tensor.numel() * static_cast<int64_t>(tensor.element_size());
   return tensor.to(at::kCPU);
 }
 
@@ -19,6 +23,8 @@ c10::optional<at::Tensor> toHost(const c10::optional<at::Tensor> &tensor) {
 at::Tensor toDevice(const at::Tensor &tensor, c10::Device device) {
   if (!tensor.defined() || tensor.device() == device)
     return tensor;
+  Counters::get().toDeviceCopies += 1;
+  Counters::get().toDeviceBytes += tensor.numel() * static_cast<int64_t>(tensor.element_size());
   return tensor.to(device, /*non_blocking=*/true);
 }
 

@@ -41,6 +41,21 @@ inline constexpr const char *kInstanceNormSchema =
     "Tensor(b!)? running_var, bool use_input_stats, float momentum, float eps, "
     "bool cudnn_enabled) -> Tensor";
 
+// Host-region boundaries: one batched transfer per direction for every tensor
+// that crosses, with autograd (gradients cross back batched too). `like` names
+// the device the region's results return to.
+inline constexpr const char *kToHost = "rdna1::to_host";
+inline constexpr const char *kToHostSchema = "to_host(Tensor[] tensors) -> Tensor[]";
+inline constexpr const char *kToDevice = "rdna1::to_device";
+inline constexpr const char *kToDeviceSchema =
+    "to_device(Tensor[] tensors, Tensor like) -> Tensor[]";
+// Host copies of parameters and constants, cached across calls.
+inline constexpr const char *kHostParams = "rdna1::host_params";
+inline constexpr const char *kHostParamsSchema = "host_params(Tensor[] params) -> Tensor[]";
+
+inline constexpr const char *kCountersSchema = "counters() -> Dict(str, int)";
+inline constexpr const char *kResetCountersSchema = "reset_counters() -> ()";
+
 inline constexpr const char *kRuntimeInfo = "rdna1::runtime_info";
 inline constexpr const char *kRuntimeInfoSchema = "runtime_info() -> str";
 

@@ -1,0 +1,152 @@
+#include "BatchedTransfer.h"
+
+#include "Counters.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/impl/DeviceGuardImplInterface.h>
+
+#include <functional>
+
+namespace rdna1 {
+namespace {
+
+constexpr int64_t kAlignment = 64; // keeps every packed tensor aligned for any dtype
+
+int64_t alignUp(int64_t bytes) {
+  return (bytes + kAlignment - 1) / kAlignment * kAlignment;
+}
+
+int64_t byteSize(const at::Tensor &t) {
+  return t.numel() * static_cast<int64_t>(t.element_size());
+}
+
+// The bytes of a dense tensor (any stride order) as a flat uint8 tensor.
+at::Tensor rawBytes(const at::Tensor &dense) {
+  return at::empty({0}, dense.options().dtype(at::kByte))
+      .set_(dense.storage(), dense.storage_offset() * static_cast<int64_t>(dense.element_size()),
+            {byteSize(dense)}, {1});
+}
+
+// A tensor with `like`'s dtype, sizes and strides over `buffer`'s bytes at `offset`.
+at::Tensor unpack(const at::Tensor &buffer, int64_t offset, const at::Tensor &like) {
+  return at::empty({0}, buffer.options().dtype(like.scalar_type()))
+      .set_(buffer.storage(), offset / static_cast<int64_t>(like.element_size()), like.sizes(),
+            like.strides());
+}
+
+at::Tensor denseForHost(const at::Tensor &t) {
+  if (t.dim() == 4)
+    return t.contiguous(at::MemoryFormat::ChannelsLast);
+  if (t.dim() == 5)
+    return t.contiguous(at::MemoryFormat::ChannelsLast3d);
+  return t.is_non_overlapping_and_dense() ? t : t.contiguous();
+}
+
+at::Tensor denseForDevice(const at::Tensor &t) {
+  return t.is_non_overlapping_and_dense() ? t : t.contiguous();
+}
+
+void synchronizeCurrentStream(c10::Device device) {
+  c10::impl::getDeviceGuardImpl(device.type())->getStream(device).synchronize();
+}
+
+// Where each tensor of a group goes in the packed buffer.
+struct PackLayout {
+  std::vector<at::Tensor> dense;
+  std::vector<int64_t> offsets;
+  int64_t total = 0;
+
+  PackLayout(at::TensorList tensors, const std::vector<size_t> &indices,
+             at::Tensor (*makeDense)(const at::Tensor &)) {
+    for (size_t i : indices) {
+      dense.push_back(makeDense(tensors[i]));
+      offsets.push_back(total);
+      total += alignUp(byteSize(dense.back()));
+    }
+  }
+};
+
+// Indices of the tensors that must move, grouped by the device they move between.
+std::vector<std::pair<c10::Device, std::vector<size_t>>>
+groupMoves(at::TensorList tensors, const std::function<c10::Device(size_t)> &target,
+           const std::function<c10::Device(size_t)> &groupKey) {
+  std::vector<std::pair<c10::Device, std::vector<size_t>>> groups;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    if (!tensors[i].defined() || tensors[i].device() == target(i))
+      continue;
+    const c10::Device key = groupKey(i);
+    auto group =
+        std::find_if(groups.begin(), groups.end(), [&](const auto &g) { return g.first == key; });
+    if (group == groups.end())
+      groups.push_back({key, {i}});
+    else
+      group->second.push_back(i);
+  }
+  return groups;
+}
+
+// Moves the tensors at `indices` (all on `source`) to the host with one DMA.
+void packToHost(at::TensorList tensors, const std::vector<size_t> &indices, c10::Device source,
+                std::vector<at::Tensor> &out) {
+  const PackLayout layout(tensors, indices, denseForHost);
+  const auto &[dense, offsets, total] = layout;
+  at::Tensor pinned = at::empty({total}, at::TensorOptions().dtype(at::kByte).pinned_memory(true));
+  if (dense.size() == 1) {
+    pinned.narrow(0, 0, byteSize(dense[0])).copy_(rawBytes(dense[0]), /*non_blocking=*/true);
+  } else {
+    at::Tensor packed = at::empty({total}, dense[0].options().dtype(at::kByte));
+    for (size_t k = 0; k < dense.size(); ++k)
+      packed.narrow(0, offsets[k], byteSize(dense[k])).copy_(rawBytes(dense[k]));
+    pinned.copy_(packed, /*non_blocking=*/true);
+  }
+  synchronizeCurrentStream(source);
+  for (size_t k = 0; k < dense.size(); ++k)
+    out[indices[k]] = unpack(pinned, offsets[k], dense[k]);
+  auto &counters = Counters::get();
+  counters.toHostCopies += 1;
+  counters.toHostBytes += total;
+}
+
+// Moves the host tensors at `indices` to `target` with one asynchronous DMA.
+void packToDevice(at::TensorList tensors, const std::vector<size_t> &indices, c10::Device target,
+                  std::vector<at::Tensor> &out) {
+  const PackLayout layout(tensors, indices, denseForDevice);
+  const auto &[dense, offsets, total] = layout;
+  at::Tensor pinned = at::empty({total}, at::TensorOptions().dtype(at::kByte).pinned_memory(true));
+  for (size_t k = 0; k < dense.size(); ++k)
+    pinned.narrow(0, offsets[k], byteSize(dense[k])).copy_(rawBytes(dense[k]));
+  const at::Tensor packed = pinned.to(target, /*non_blocking=*/true);
+  for (size_t k = 0; k < dense.size(); ++k)
+    out[indices[k]] = unpack(packed, offsets[k], dense[k]);
+  auto &counters = Counters::get();
+  counters.toDeviceCopies += 1;
+  counters.toDeviceBytes += total;
+}
+
+} // namespace
+
+std::vector<at::Tensor> batchedToHost(at::TensorList tensors) {
+  std::vector<at::Tensor> out(tensors.begin(), tensors.end());
+  const auto host = [](size_t) { return c10::Device(at::kCPU); };
+  const auto source = [&](size_t i) { return tensors[i].device(); };
+  for (const auto &[device, indices] : groupMoves(tensors, host, source))
+    packToHost(tensors, indices, device, out);
+  return out;
+}
+
+std::vector<at::Tensor> batchedToDevices(at::TensorList tensors,
+                                         const std::vector<c10::Device> &devices) {
+  TORCH_CHECK(tensors.size() == devices.size(), "rdna1: ", tensors.size(), " tensors but ",
+              devices.size(), " devices");
+  std::vector<at::Tensor> out(tensors.begin(), tensors.end());
+  const auto target = [&](size_t i) { return devices[i]; };
+  for (const auto &[device, indices] : groupMoves(tensors, target, target)) {
+    for (size_t i : indices)
+      TORCH_CHECK(tensors[i].device().is_cpu(), "rdna1: expected a host tensor, got one on ",
+                  tensors[i].device());
+    packToDevice(tensors, indices, device, out);
+  }
+  return out;
+}
+
+} // namespace rdna1

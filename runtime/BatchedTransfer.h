@@ -1,0 +1,26 @@
+// Moves many tensors across the bus in one DMA per direction: on the way to
+// the host they are packed into one device buffer, copied into pinned memory
+// and synchronised once; on the way back they are packed into one pinned
+// buffer and copied asynchronously. Results share the packed buffer's storage
+// (without being views, so autograd and in-place ops treat them as fresh).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+
+#include <vector>
+
+namespace rdna1 {
+
+// Host copies of `tensors`; 4-d and 5-d tensors arrive channels-last (the
+// layout change happens on the device, where it is cheap), which is what the
+// host convolutions are fastest in. Tensors already on the host and undefined
+// tensors pass through unchanged.
+std::vector<at::Tensor> batchedToHost(at::TensorList tensors);
+
+// Copies of host `tensors` on `devices[i]` (one entry per tensor); tensors
+// already there and undefined tensors pass through unchanged.
+std::vector<at::Tensor> batchedToDevices(at::TensorList tensors,
+                                         const std::vector<c10::Device> &devices);
+
+} // namespace rdna1

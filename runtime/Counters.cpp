@@ -1,0 +1,28 @@
+#include "Counters.h"
+
+namespace rdna1 {
+
+Counters &Counters::get() {
+  static Counters counters;
+  return counters;
+}
+
+std::map<std::string, int64_t> Counters::snapshot() const {
+  return {{"to_host_copies", toHostCopies.load()},
+          {"to_host_bytes", toHostBytes.load()},
+          {"to_device_copies", toDeviceCopies.load()},
+          {"to_device_bytes", toDeviceBytes.load()},
+          {"param_copies", paramCopies.load()},
+          {"param_bytes", paramBytes.load()},
+          {"param_hits", paramHits.load()},
+          {"host_convolutions", hostConvolutions.load()},
+          {"host_convolution_ns", hostConvolutionNanos.load()}};
+}
+
+void Counters::reset() {
+  for (auto *counter : {&toHostCopies, &toHostBytes, &toDeviceCopies, &toDeviceBytes, &paramCopies,
+                        &paramBytes, &paramHits, &hostConvolutions, &hostConvolutionNanos})
+    counter->store(0);
+}
+
+} // namespace rdna1

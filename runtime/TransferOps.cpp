@@ -1,0 +1,143 @@
+// Kernels of the region boundaries rdna1::to_host, rdna1::to_device and
+// rdna1::host_params. Each has a plain kernel (inference mode, no gradients)
+// and an Autograd kernel whose backward moves the gradients back, batched.
+#include "BatchedTransfer.h"
+#include "HostParamCache.h"
+
+#include <ATen/ATen.h>
+#include <torch/autograd.h>
+#include <torch/library.h>
+
+namespace rdna1 {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+std::vector<c10::Device> devicesOf(at::TensorList tensors, c10::Device fallback) {
+  std::vector<c10::Device> devices;
+  for (const at::Tensor &t : tensors)
+    devices.push_back(t.defined() ? t.device() : fallback);
+  return devices;
+}
+
+void saveDevices(AutogradContext *ctx, const std::vector<c10::Device> &devices) {
+  std::vector<std::string> names;
+  for (const c10::Device &device : devices)
+    names.push_back(device.str());
+  ctx->saved_data["devices"] = names;
+}
+
+std::vector<c10::Device> savedDevices(AutogradContext *ctx) {
+  std::vector<c10::Device> devices;
+  for (const c10::IValue &name : ctx->saved_data["devices"].toListRef())
+    devices.emplace_back(name.toStringRef());
+  return devices;
+}
+
+// A custom Function may not return its inputs as they are (autograd would
+// then forbid in-place ops on them): hand back a new tensor over the same data.
+variable_list freshOutputs(at::TensorList inputs, std::vector<at::Tensor> outputs) {
+  for (size_t i = 0; i < outputs.size(); ++i)
+    if (outputs[i].defined() && outputs[i].is_same(inputs[i]))
+      outputs[i] = at::empty({0}, inputs[i].options()).set_(inputs[i]);
+  return outputs;
+}
+
+bool allOn(at::TensorList tensors, const std::vector<c10::Device> &devices) {
+  for (size_t i = 0; i < tensors.size(); ++i)
+    if (tensors[i].defined() && tensors[i].device() != devices[i])
+      return false;
+  return true;
+}
+
+std::vector<c10::Device> hostDevices(size_t count) {
+  return std::vector<c10::Device>(count, c10::Device(at::kCPU));
+}
+
+class ToHostFunction : public torch::autograd::Function<ToHostFunction> {
+public:
+  static variable_list forward(AutogradContext *ctx, at::TensorList tensors) {
+    at::AutoDispatchBelowADInplaceOrView belowAutograd;
+    saveDevices(ctx, devicesOf(tensors, at::kCPU));
+    return freshOutputs(tensors, batchedToHost(tensors));
+  }
+  static variable_list backward(AutogradContext *ctx, variable_list grads) {
+    return batchedToDevices(grads, savedDevices(ctx));
+  }
+};
+
+class ToDeviceFunction : public torch::autograd::Function<ToDeviceFunction> {
+public:
+  static variable_list forward(AutogradContext *ctx, at::TensorList tensors,
+                               const at::Tensor &like) {
+    at::AutoDispatchBelowADInplaceOrView belowAutograd;
+    saveDevices(ctx, devicesOf(tensors, at::kCPU));
+    return freshOutputs(tensors, batchedToDevices(tensors, std::vector<c10::Device>(
+                                                               tensors.size(), like.device())));
+  }
+  static variable_list backward(AutogradContext *ctx, variable_list grads) {
+    // Gradients of a region's results go back to the host, where its backward runs.
+    variable_list out = batchedToDevices(batchedToHost(grads), savedDevices(ctx));
+    out.emplace_back(); // no gradient for `like`
+    return out;
+  }
+};
+
+class HostParamsFunction : public torch::autograd::Function<HostParamsFunction> {
+public:
+  static variable_list forward(AutogradContext *ctx, at::TensorList params) {
+    at::AutoDispatchBelowADInplaceOrView belowAutograd;
+    saveDevices(ctx, devicesOf(params, at::kCPU));
+    return freshOutputs(params, HostParamCache::get().lookup(params));
+  }
+  static variable_list backward(AutogradContext *ctx, variable_list grads) {
+    return batchedToDevices(grads, savedDevices(ctx));
+  }
+};
+
+std::vector<at::Tensor> toHostKernel(at::TensorList tensors) {
+  return batchedToHost(tensors);
+}
+
+std::vector<at::Tensor> toDeviceKernel(at::TensorList tensors, const at::Tensor &like) {
+  return batchedToDevices(tensors, std::vector<c10::Device>(tensors.size(), like.device()));
+}
+
+std::vector<at::Tensor> hostParamsKernel(at::TensorList params) {
+  return HostParamCache::get().lookup(params);
+}
+
+// With nothing to move (a model running on the CPU) the boundaries are free.
+std::vector<at::Tensor> toHostAutograd(at::TensorList tensors) {
+  if (allOn(tensors, hostDevices(tensors.size())))
+    return tensors.vec();
+  return ToHostFunction::apply(tensors);
+}
+
+std::vector<at::Tensor> toDeviceAutograd(at::TensorList tensors, const at::Tensor &like) {
+  if (allOn(tensors, std::vector<c10::Device>(tensors.size(), like.device())))
+    return tensors.vec();
+  return ToDeviceFunction::apply(tensors, like);
+}
+
+std::vector<at::Tensor> hostParamsAutograd(at::TensorList params) {
+  if (allOn(params, hostDevices(params.size())))
+    return params.vec();
+  return HostParamsFunction::apply(params);
+}
+
+} // namespace
+} // namespace rdna1
+
+TORCH_LIBRARY_IMPL(rdna1, CompositeExplicitAutograd, m) {
+  m.impl("to_host", &rdna1::toHostKernel);
+  m.impl("to_device", &rdna1::toDeviceKernel);
+  m.impl("host_params", &rdna1::hostParamsKernel);
+}
+
+TORCH_LIBRARY_IMPL(rdna1, Autograd, m) {
+  m.impl("to_host", &rdna1::toHostAutograd);
+  m.impl("to_device", &rdna1::toDeviceAutograd);
+  m.impl("host_params", &rdna1::hostParamsAutograd);
+}
