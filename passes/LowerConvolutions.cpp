@@ -130,11 +130,20 @@ Value *emitConvCall(Graph &graph, const ConvCall &call, const torch::jit::Source
   return result;
 }
 
-bool hasExpectedArity(const Node *node, const SpellingEntry &entry) {
+// Whether the node has the shape this table expects. An add-relu whose alpha is
+// an Optional[float] decided at run time is left alone (and then reported).
+bool isRewritable(const Node *node, const SpellingEntry &entry) {
   const Spelling &s = entry.spelling;
   const int needed = 1 + std::max({s.input, s.weight, s.bias, s.stride, s.padding, s.dilation,
                                    s.transposed, s.outputPadding, s.groups});
-  return static_cast<int>(node->inputs().size()) >= needed && node->outputs().size() == 1;
+  if (static_cast<int>(node->inputs().size()) < needed || node->outputs().size() != 1)
+    return false;
+  if (s.epilogue == ConvCall::Epilogue::AddRelu) {
+    const auto alphaKind = node->input(3)->type()->kind();
+    return alphaKind == c10::TypeKind::NoneType || alphaKind == c10::TypeKind::FloatType ||
+           alphaKind == c10::TypeKind::IntType || alphaKind == c10::TypeKind::NumberType;
+  }
+  return true;
 }
 
 } // namespace
@@ -147,7 +156,7 @@ RewriteCounts LowerConvolutions(const std::shared_ptr<Graph> &graph) {
   RewriteCounts counts;
   for (Node *node : allNodes(graph)) {
     const auto found = spellings().find(node->kind());
-    if (found == spellings().end() || !hasExpectedArity(node, found->second))
+    if (found == spellings().end() || !isRewritable(node, found->second))
       continue;
     torch::jit::WithInsertPoint insertBefore(node);
     Value *result = emitConvCall(*graph, readConvCall(node, found->second), node->sourceRange());

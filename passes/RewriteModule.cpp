@@ -8,6 +8,9 @@
 
 #include <torch/csrc/jit/api/function_impl.h>
 #include <torch/csrc/jit/api/module.h>
+#include <torch/csrc/jit/passes/inliner.h>
+
+#include <unordered_set>
 
 namespace rdna1::passes {
 namespace {
@@ -24,6 +27,20 @@ MethodReport rewriteGraph(const std::shared_ptr<torch::jit::Graph> &graph,
     report.norms[kind] += count;
   report.dnnLibraryCalls = FindDnnLibraryCalls(graph);
   return report;
+}
+
+// Regions must span submodule boundaries, so the module's own methods are
+// inlined first; submodules keep their methods (rewritten per op above).
+int insertRegions(torch::jit::Module &module, RegionMode mode) {
+  int regions = 0;
+  for (const torch::jit::Method &method : module.get_methods()) {
+    const std::shared_ptr<torch::jit::Graph> graph = method.graph();
+    if (HasHostRegions(graph))
+      continue; // rewritten before: leave it exactly as it is
+    torch::jit::Inline(*graph);
+    regions += InsertHostRegions(graph, mode).regions;
+  }
+  return regions;
 }
 
 } // namespace
@@ -56,12 +73,28 @@ bool ModuleReport::safe() const {
   return true;
 }
 
-// All instances of a scripted class share one graph per method, and every
-// method and free function lives in the module's compilation unit, so walking
-// that unit reaches each graph exactly once without inlining.
-ModuleReport RewriteModule(torch::jit::Module &module) {
+// Every function of the compilation units of the module and its submodules:
+// a loaded model has one unit, a module built in C++ one per module.
+std::vector<torch::jit::Function *> allFunctions(const torch::jit::Module &module) {
+  std::vector<torch::jit::Function *> functions;
+  std::unordered_set<const torch::jit::CompilationUnit *> units;
+  std::unordered_set<const torch::jit::Function *> seen;
+  for (const torch::jit::Module &submodule : module.modules()) {
+    const auto unit = submodule._ivalue()->compilation_unit();
+    if (!units.insert(unit.get()).second)
+      continue;
+    for (torch::jit::Function *function : unit->get_functions())
+      if (seen.insert(function).second)
+        functions.push_back(function);
+  }
+  return functions;
+}
+
+// All instances of a scripted class share one graph per method, so walking the
+// compilation units reaches each graph exactly once without inlining.
+ModuleReport RewriteModule(torch::jit::Module &module, const RewriteOptions &options) {
   ModuleReport report;
-  for (torch::jit::Function *function : module._ivalue()->compilation_unit()->get_functions()) {
+  for (torch::jit::Function *function : allFunctions(module)) {
     if (!function->isGraphFunction())
       continue;
     MethodReport method =
@@ -69,6 +102,8 @@ ModuleReport RewriteModule(torch::jit::Module &module) {
     if (total(method.convolutions) + total(method.norms) > 0 || !method.dnnLibraryCalls.empty())
       report.methods.push_back(std::move(method));
   }
+  if (options.regions)
+    report.regions = insertRegions(module, options.regionMode);
   return report;
 }
 

@@ -36,6 +36,8 @@ TORCH_LIBRARY(rdna1, m) {
   m.def(rdna1::ops::kToHostSchema);
   m.def(rdna1::ops::kToDeviceSchema);
   m.def(rdna1::ops::kHostParamsSchema);
+  m.def(rdna1::ops::kHostParamSchema);
+  m.def(rdna1::ops::kCopyBackSchema);
   m.def(rdna1::ops::kCountersSchema, &rdna1::counters);
   m.def(rdna1::ops::kResetCountersSchema, &rdna1::resetCounters);
   m.def(rdna1::ops::kRuntimeInfoSchema, &rdna1::runtimeInfo);

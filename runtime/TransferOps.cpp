@@ -127,6 +127,36 @@ std::vector<at::Tensor> hostParamsAutograd(at::TensorList params) {
   return HostParamsFunction::apply(params);
 }
 
+c10::optional<at::Tensor> hostParamKernel(const c10::optional<at::Tensor> &param) {
+  if (!param || !param->defined())
+    return c10::nullopt;
+  return hostParamsKernel({*param})[0];
+}
+
+c10::optional<at::Tensor> hostParamAutograd(const c10::optional<at::Tensor> &param) {
+  if (!param || !param->defined())
+    return c10::nullopt;
+  return hostParamsAutograd({*param})[0];
+}
+
+void copyBackKernel(at::TensorList targets, at::TensorList sources) {
+  TORCH_CHECK(targets.size() == sources.size(), "rdna1::copy_back: ", targets.size(),
+              " targets but ", sources.size(), " sources");
+  std::vector<at::Tensor> moving;
+  std::vector<c10::Device> devices;
+  std::vector<size_t> at;
+  for (size_t i = 0; i < targets.size(); ++i)
+    if (!targets[i].is_same(sources[i])) {
+      moving.push_back(sources[i]);
+      devices.push_back(targets[i].device());
+      at.push_back(i);
+    }
+  const std::vector<at::Tensor> moved = batchedToDevices(moving, devices);
+  at::NoGradGuard noGrad;
+  for (size_t k = 0; k < moved.size(); ++k)
+    targets[at[k]].copy_(moved[k]);
+}
+
 } // namespace
 } // namespace rdna1
 
@@ -134,10 +164,13 @@ TORCH_LIBRARY_IMPL(rdna1, CompositeExplicitAutograd, m) {
   m.impl("to_host", &rdna1::toHostKernel);
   m.impl("to_device", &rdna1::toDeviceKernel);
   m.impl("host_params", &rdna1::hostParamsKernel);
+  m.impl("host_param", &rdna1::hostParamKernel);
+  m.impl("copy_back", &rdna1::copyBackKernel);
 }
 
 TORCH_LIBRARY_IMPL(rdna1, Autograd, m) {
   m.impl("to_host", &rdna1::toHostAutograd);
   m.impl("to_device", &rdna1::toDeviceAutograd);
   m.impl("host_params", &rdna1::hostParamsAutograd);
+  m.impl("host_param", &rdna1::hostParamAutograd);
 }

@@ -141,7 +141,7 @@ passes::ModuleReport rewriteFile(const RewriteRequest &request) {
   torch::jit::Module module = loadModel(request.input, extra);
   passes::ModuleReport report;
   try {
-    report = passes::RewriteModule(module);
+    report = passes::RewriteModule(module, request.options);
   } catch (const std::exception &error) {
     throw ToolError(kExitCannotRewrite,
                     "cannot rewrite '" + request.input + "': " + describe(error));

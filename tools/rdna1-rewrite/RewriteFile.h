@@ -11,6 +11,7 @@ struct RewriteRequest {
   std::string input;
   std::string output; // ignored with dryRun
   bool dryRun = false;
+  passes::RewriteOptions options;
 };
 
 // Throws ToolError. Never modifies `input`; leaves no partial `output`.

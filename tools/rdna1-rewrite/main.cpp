@@ -27,6 +27,16 @@ cl::opt<std::string> reportPath("report", cl::value_desc("file.json"),
                                 cl::desc("Write what was rewritten, by class, method and node "
                                          "kind, as JSON"),
                                 cl::cat(category));
+enum class RegionChoice { Auto, PerOp, Max };
+cl::opt<RegionChoice> regions(
+    "regions", cl::desc("How host work is grouped between bus crossings:"),
+    cl::init(RegionChoice::Auto),
+    cl::values(clEnumValN(RegionChoice::Auto, "auto", "regions chosen by the cost model (default)"),
+               clEnumValN(RegionChoice::PerOp, "per-op",
+                          "no regions: each convolution moves its own operands"),
+               clEnumValN(RegionChoice::Max, "max",
+                          "largest regions: matrix products on the host too")),
+    cl::cat(category));
 cl::opt<bool> verbose("v", cl::desc("List the rewritten nodes of each method"), cl::cat(category));
 cl::alias verboseLong("verbose", cl::desc("Alias for -v"), cl::aliasopt(verbose),
                       cl::cat(category));
@@ -76,7 +86,10 @@ void printSummary(const passes::ModuleReport &report) {
   std::cout << "rewrote " << plural(report.convolutions(), "convolution");
   if (report.norms() > 0)
     std::cout << " and " << plural(report.norms(), "norm");
-  std::cout << " in " << plural(report.methodsChanged(), "method") << destination << "\n";
+  std::cout << " in " << plural(report.methodsChanged(), "method");
+  if (report.regions > 0)
+    std::cout << ", " << plural(report.regions, "host region");
+  std::cout << destination << "\n";
 }
 
 } // namespace
@@ -90,7 +103,11 @@ int main(int argc, char **argv) {
     return tool::kExitUsage;
   }
   try {
-    const passes::ModuleReport report = tool::rewriteFile({inputPath, outputPath, dryRun});
+    tool::RewriteRequest request{inputPath, outputPath, dryRun, {}};
+    request.options.regions = regions != RegionChoice::PerOp;
+    request.options.regionMode =
+        regions == RegionChoice::Max ? passes::RegionMode::Max : passes::RegionMode::Auto;
+    const passes::ModuleReport report = tool::rewriteFile(request);
     if (verbose)
       printDetails(report);
     if (!reportPath.empty())

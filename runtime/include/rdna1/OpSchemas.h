@@ -53,6 +53,16 @@ inline constexpr const char *kToDeviceSchema =
 inline constexpr const char *kHostParams = "rdna1::host_params";
 inline constexpr const char *kHostParamsSchema = "host_params(Tensor[] params) -> Tensor[]";
 
+// One parameter that may be None (e.g. a scripted Conv2d's Optional[Tensor] bias).
+inline constexpr const char *kHostParam = "rdna1::host_param";
+inline constexpr const char *kHostParamSchema = "host_param(Tensor? param) -> Tensor?";
+
+// Copies host tensors into device tensors (updated running statistics after a
+// training-mode region), batched; pairs that are already the same tensor are skipped.
+inline constexpr const char *kCopyBack = "rdna1::copy_back";
+inline constexpr const char *kCopyBackSchema =
+    "copy_back(Tensor(a!)[] targets, Tensor[] sources) -> ()";
+
 inline constexpr const char *kCountersSchema = "counters() -> Dict(str, int)";
 inline constexpr const char *kResetCountersSchema = "reset_counters() -> ()";
 
