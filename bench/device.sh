@@ -2,12 +2,12 @@
 # The device machine's one script: build the runtime against the local (pip) torch, check that
 # rewritten models never reach cuDNN/MIOpen and match their originals, then benchmark.
 #
-#   bench/device.sh [CARRY_DIR]   # CARRY_DIR holds models rewritten on a CPU machine (default .carry)
+#   bench/device.sh [benchmark.py options]
 #
+# Models are made and rewritten there (rdna1.rewrite needs no LLVM).
 # Writes logs to $OUT when set (the device tool's result folder).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-carry=${1:-.carry}
 out=${OUT:-build-device/out}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
@@ -20,4 +20,8 @@ cmake --build build-device -j16 >"$out/build.log" 2>&1 || { grep -A5 error "$out
 echo "built $(ls build-device/lib/librdna1_runtime.so) against torch $(python3 -c 'import torch; print(torch.__version__)')"
 export RDNA1_RUNTIME=$PWD/build-device/lib/librdna1_runtime.so
 
-python3 bench/device_check.py "$carry/resnet18_scripted.rdna1.pt" 2>&1 | tee "$out/device_check.log"
+export PYTHONPATH=$PWD/python
+python3 samples/make_samples.py build-device/samples --only resnet18 >/dev/null
+python3 -c 'import rdna1; print(rdna1.rewrite("build-device/samples/resnet18_scripted.pt", "build-device/samples/resnet18_scripted.rdna1.pt"))'
+python3 bench/device_check.py build-device/samples/resnet18_scripted.rdna1.pt 2>&1 | grep -v -i warn | tee "$out/device_check.log"
+python3 bench/benchmark.py --out "$out" "$@" 2>&1 | tee "$out/benchmark.log"

@@ -64,6 +64,19 @@ struct PackLayout {
       total += alignUp(byteSize(dense.back()));
     }
   }
+
+  // Copies every tensor's bytes to its place in `buffer` (bytes, at least `total` long).
+  void packInto(const at::Tensor &buffer, bool nonBlocking = false) const {
+    for (size_t k = 0; k < dense.size(); ++k)
+      buffer.narrow(0, offsets[k], byteSize(dense[k])).copy_(rawBytes(dense[k]), nonBlocking);
+  }
+
+  // Sets out[indices[k]] to the k-th tensor over `buffer`'s storage.
+  void unpackFrom(const at::Tensor &buffer, const std::vector<size_t> &indices,
+                  std::vector<at::Tensor> &out) const {
+    for (size_t k = 0; k < dense.size(); ++k)
+      out[indices[k]] = unpack(buffer, offsets[k], dense[k]);
+  }
 };
 
 // Indices of the tensors that must move, grouped by the device they move between.
@@ -92,16 +105,14 @@ void packToHost(at::TensorList tensors, const std::vector<size_t> &indices, c10:
   const auto &[dense, offsets, total] = layout;
   at::Tensor pinned = at::empty({total}, at::TensorOptions().dtype(at::kByte).pinned_memory(true));
   if (dense.size() == 1) {
-    pinned.narrow(0, 0, byteSize(dense[0])).copy_(rawBytes(dense[0]), /*non_blocking=*/true);
+    layout.packInto(pinned, /*nonBlocking=*/true); // straight into pinned memory
   } else {
     at::Tensor packed = at::empty({total}, dense[0].options().dtype(at::kByte));
-    for (size_t k = 0; k < dense.size(); ++k)
-      packed.narrow(0, offsets[k], byteSize(dense[k])).copy_(rawBytes(dense[k]));
+    layout.packInto(packed);
     pinned.copy_(packed, /*non_blocking=*/true);
   }
   synchronizeCurrentStream(source);
-  for (size_t k = 0; k < dense.size(); ++k)
-    out[indices[k]] = unpack(pinned, offsets[k], dense[k]);
+  layout.unpackFrom(pinned, indices, out);
   auto &counters = Counters::get();
   counters.toHostCopies += 1;
   counters.toHostBytes += total;
@@ -111,16 +122,14 @@ void packToHost(at::TensorList tensors, const std::vector<size_t> &indices, c10:
 void packToDevice(at::TensorList tensors, const std::vector<size_t> &indices, c10::Device target,
                   std::vector<at::Tensor> &out) {
   const PackLayout layout(tensors, indices, denseForDevice);
-  const auto &[dense, offsets, total] = layout;
-  at::Tensor pinned = at::empty({total}, at::TensorOptions().dtype(at::kByte).pinned_memory(true));
-  for (size_t k = 0; k < dense.size(); ++k)
-    pinned.narrow(0, offsets[k], byteSize(dense[k])).copy_(rawBytes(dense[k]));
+  at::Tensor pinned =
+      at::empty({layout.total}, at::TensorOptions().dtype(at::kByte).pinned_memory(true));
+  layout.packInto(pinned);
   const at::Tensor packed = pinned.to(target, /*non_blocking=*/true);
-  for (size_t k = 0; k < dense.size(); ++k)
-    out[indices[k]] = unpack(packed, offsets[k], dense[k]);
+  layout.unpackFrom(packed, indices, out);
   auto &counters = Counters::get();
   counters.toDeviceCopies += 1;
-  counters.toDeviceBytes += total;
+  counters.toDeviceBytes += layout.total;
 }
 
 } // namespace
@@ -146,6 +155,25 @@ std::vector<at::Tensor> batchedToDevices(at::TensorList tensors,
                   tensors[i].device());
     packToDevice(tensors, indices, device, out);
   }
+  return out;
+}
+
+std::vector<at::Tensor> packRoundTripForTests(at::TensorList tensors, bool channelsLast) {
+  std::vector<at::Tensor> out(tensors.begin(), tensors.end());
+  std::vector<size_t> indices;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    if (!tensors[i].defined())
+      continue;
+    TORCH_CHECK(tensors[i].device() == tensors[indices.empty() ? i : indices[0]].device(),
+                "rdna1: packRoundTripForTests needs tensors on one device");
+    indices.push_back(i);
+  }
+  if (indices.empty())
+    return out;
+  const PackLayout layout(tensors, indices, channelsLast ? denseForHost : denseForDevice);
+  const at::Tensor buffer = at::empty({layout.total}, layout.dense[0].options().dtype(at::kByte));
+  layout.packInto(buffer);
+  layout.unpackFrom(buffer, indices, out);
   return out;
 }
 

@@ -23,4 +23,13 @@ std::vector<at::Tensor> batchedToHost(at::TensorList tensors);
 std::vector<at::Tensor> batchedToDevices(at::TensorList tensors,
                                          const std::vector<c10::Device> &devices);
 
+// For tests only (CI has no GPU, where the functions above pass every tensor
+// through): packs the defined `tensors` (all on one device) into one byte
+// buffer on that device and unpacks them from it, with the same layout, packing
+// and unpacking code as batchedToHost (channelsLast) or batchedToDevices (not),
+// but without pinned memory, a transfer or counters. Undefined tensors pass
+// through; the others come back as fresh tensors (not views) sharing the
+// buffer's storage.
+std::vector<at::Tensor> packRoundTripForTests(at::TensorList tensors, bool channelsLast);
+
 } // namespace rdna1

@@ -5,10 +5,16 @@
 
 #include <ATen/ATen.h>
 
+#include <utility>
+
 namespace rdna1 {
 
+HostParamCache::HostParamCache(Copier copier, NeedsCopy needsCopy)
+    : copier_(std::move(copier)), needsCopy_(std::move(needsCopy)) {}
+
 HostParamCache &HostParamCache::get() {
-  static HostParamCache cache;
+  static HostParamCache cache(batchedToHost,
+                              [](const at::Tensor &t) { return !t.device().is_cpu(); });
   return cache;
 }
 
@@ -29,7 +35,7 @@ std::vector<at::Tensor> HostParamCache::lookup(at::TensorList params) {
   std::lock_guard<std::mutex> lock(mutex_);
   for (size_t i = 0; i < params.size(); ++i) {
     const at::Tensor &param = params[i];
-    if (!param.defined() || param.device().is_cpu())
+    if (!param.defined() || !needsCopy_(param))
       continue;
     const auto found = entries_.find(param.unsafeGetTensorImpl());
     if (found != entries_.end() && isCurrent(found->second, param)) {
@@ -47,7 +53,7 @@ std::vector<at::Tensor> HostParamCache::lookup(at::TensorList params) {
   std::vector<at::Tensor> detached;
   for (const at::Tensor &param : missing)
     detached.push_back(param.detach());
-  const std::vector<at::Tensor> copies = batchedToHost(detached);
+  const std::vector<at::Tensor> copies = copier_(detached);
   for (size_t k = 0; k < missing.size(); ++k) {
     const at::Tensor &param = missing[k];
     entries_.insert_or_assign(

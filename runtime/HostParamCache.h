@@ -7,6 +7,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <functional>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
@@ -15,7 +16,19 @@ namespace rdna1 {
 
 class HostParamCache {
 public:
+  // Host copies of tensors, in one batched transfer (batchedToHost).
+  using Copier = std::function<std::vector<at::Tensor>(at::TensorList)>;
+  // Whether a defined tensor needs a host copy (is not on the host already).
+  using NeedsCopy = std::function<bool(const at::Tensor &)>;
+
+  // The process-wide cache: batchedToHost over every tensor not on the host.
   static HostParamCache &get();
+
+  // A cache of its own; for tests, which on a machine without a GPU cache host
+  // tensors with a copier of their own.
+  HostParamCache(Copier copier, NeedsCopy needsCopy);
+  HostParamCache(const HostParamCache &) = delete;
+  HostParamCache &operator=(const HostParamCache &) = delete;
 
   // Host versions of `params`: cached ones as they are, the rest copied in one
   // batched transfer. Host tensors and undefined tensors pass through.
@@ -34,6 +47,8 @@ private:
   static bool isCurrent(const Entry &entry, const at::Tensor &param);
   void dropExpired();
 
+  const Copier copier_;
+  const NeedsCopy needsCopy_;
   std::mutex mutex_;
   std::unordered_map<const c10::TensorImpl *, Entry> entries_;
 };

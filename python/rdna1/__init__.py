@@ -12,7 +12,8 @@ import zipfile
 
 import torch
 
-__all__ = ['load', 'load_runtime', 'runtime_path', 'runtime_info', 'RuntimeNotFoundError']
+__all__ = ['load', 'rewrite', 'load_runtime', 'runtime_path', 'runtime_info', 'counters', 'reset_counters',
+           'RuntimeNotFoundError']
 
 _LIBRARY = 'librdna1_runtime.so'
 _loaded_path = None
@@ -57,6 +58,33 @@ def load_runtime():
         raise RuntimeNotFoundError(f'cannot load the rdna1 runtime {path}: {error}') from error
     _loaded_path = path
     return path
+
+
+def rewrite(input_path, output_path, regions='auto'):
+    """Rewrites a saved TorchScript model as the rdna1-rewrite tool does (no LLVM needed).
+
+    Uses librdna1_rewriter.so from the runtime's folder. Returns the one-line summary;
+    raises RuntimeError with the tool's message on bad input.
+    """
+    runtime = load_runtime()
+    rewriter = os.path.join(os.path.dirname(runtime), 'librdna1_rewriter.so')
+    if not os.path.isfile(rewriter):
+        raise RuntimeNotFoundError(f'rdna1 rewriter library not found next to the runtime: {rewriter}')
+    if not hasattr(torch.ops.rdna1_tools, 'rewrite_file'):
+        torch.ops.load_library(rewriter)
+    return torch.ops.rdna1_tools.rewrite_file(os.fspath(input_path), os.fspath(output_path), regions)
+
+
+def counters():
+    """The runtime's counters: transfers and bytes each way, parameter cache hits and copies,
+    host convolutions and their time (ns)."""
+    load_runtime()
+    return dict(torch.ops.rdna1.counters())
+
+
+def reset_counters():
+    load_runtime()
+    torch.ops.rdna1.reset_counters()
 
 
 def runtime_info():

@@ -1,0 +1,697 @@
+// IR tests of InsertHostRegions: which nodes join a host region, where the
+// batched transfers go, and which hazards keep nodes on the device.
+#include "InsertHostRegions.h"
+
+#include <rdna1/OpSchemas.h>
+
+#include <gtest/gtest.h>
+#include <torch/csrc/jit/api/compilation_unit.h>
+#include <torch/csrc/jit/ir/constants.h>
+#include <torch/csrc/jit/ir/ir.h>
+#include <torch/csrc/jit/ir/irparser.h>
+#include <torch/csrc/jit/testing/file_check.h>
+
+#include <algorithm>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace {
+
+using rdna1::passes::HasHostRegions;
+using rdna1::passes::InsertHostRegions;
+using rdna1::passes::RegionMode;
+using rdna1::passes::RegionStats;
+using torch::jit::Block;
+using torch::jit::Graph;
+using torch::jit::Node;
+using torch::jit::Value;
+using torch::jit::testing::FileCheck;
+
+using Names = std::vector<std::string>;
+
+// The module class of `%self`: parseIR in libtorch 1.13 knows no class types,
+// so the IR spells it as a placeholder that parse() swaps for this type.
+c10::ClassTypePtr moduleType() {
+  static const auto cu = std::make_shared<torch::jit::CompilationUnit>();
+  static const c10::ClassTypePtr type = [] {
+    auto cls = c10::ClassType::create(c10::QualifiedName("__torch__.M"), cu, /*is_module=*/true);
+    for (const char *name :
+         {"w1", "b1", "w2", "b2", "w3", "b3", "gamma", "beta", "mean", "var", "wl", "bl", "wm"})
+      cls->addAttribute(name, c10::TensorType::get());
+    for (const char *name : {"bias", "omean", "ovar"})
+      cls->addAttribute(name, c10::OptionalType::create(c10::TensorType::get()));
+    cu->register_type(cls);
+    return cls;
+  }();
+  return type;
+}
+
+constexpr const char *kModuleTypeName = "__torch__.M";
+
+// parseIR names only graph inputs; give every other value its name from the IR
+// too, as a scripted graph would have. `%self : __torch__.M` becomes a module.
+std::shared_ptr<Graph> parse(std::string ir) {
+  bool hasSelf = false;
+  for (size_t at = ir.find(kModuleTypeName); at != std::string::npos;
+       at = ir.find(kModuleTypeName)) {
+    ir.replace(at, std::string(kModuleTypeName).size(), "Tensor");
+    hasSelf = true;
+  }
+  auto graph = std::make_shared<Graph>();
+  std::unordered_map<std::string, Value *> values;
+  torch::jit::parseIR(ir, graph.get(), values);
+  for (const auto &[name, value] : values)
+    if (!value->hasDebugName() && name.find_first_not_of("0123456789") != std::string::npos)
+      value->setDebugName(name);
+  if (hasSelf)
+    values.at("self")->setType(moduleType());
+  return graph;
+}
+
+constexpr const char *kHeader = R"IR(
+graph(%self : __torch__.M, %x : Tensor, %skip : Tensor, %training : bool, %rm : Tensor,
+      %rv : Tensor, %flag : bool):
+  %false : bool = prim::Constant[value=0]()
+  %true : bool = prim::Constant[value=1]()
+  %none : NoneType = prim::Constant()
+  %zero : int = prim::Constant[value=0]()
+  %one : int = prim::Constant[value=1]()
+  %mom : float = prim::Constant[value=0.10000000000000001]()
+  %eps : float = prim::Constant[value=1.0000000000000001e-05]()
+  %ones : int[] = prim::ListConstruct(%one, %one)
+  %zeros : int[] = prim::ListConstruct(%zero, %zero)
+  %w1 : Tensor = prim::GetAttr[name="w1"](%self)
+  %b1 : Tensor = prim::GetAttr[name="b1"](%self)
+  %w2 : Tensor = prim::GetAttr[name="w2"](%self)
+  %b2 : Tensor = prim::GetAttr[name="b2"](%self)
+  %gamma : Tensor = prim::GetAttr[name="gamma"](%self)
+  %beta : Tensor = prim::GetAttr[name="beta"](%self)
+  %mean : Tensor = prim::GetAttr[name="mean"](%self)
+  %var : Tensor = prim::GetAttr[name="var"](%self)
+)IR";
+
+std::shared_ptr<Graph> parseBody(const std::string &body) {
+  return parse(kHeader + body);
+}
+
+// One rdna1::conv line: `%out = conv(%in, %w, %b)` with unit stride and no padding.
+std::string conv(const std::string &out, const std::string &in, const std::string &w = "w1",
+                 const std::string &b = "b1") {
+  return "  %" + out + " : Tensor = rdna1::conv(%" + in + ", %" + w + ", %" + b +
+         ", %ones, %zeros, %ones, %false, %zeros, %one)\n";
+}
+
+// One rdna1::batch_norm line with the given training flag and running statistics.
+std::string norm(const std::string &out, const std::string &in, const std::string &training,
+                 const std::string &mean = "mean", const std::string &var = "var") {
+  return "  %" + out + " : Tensor = rdna1::batch_norm(%" + in + ", %gamma, %beta, %" + mean +
+         ", %" + var + ", %" + training + ", %mom, %eps, %false)\n";
+}
+
+RegionStats run(const std::shared_ptr<Graph> &graph, RegionMode mode) {
+  const RegionStats stats = InsertHostRegions(graph, mode);
+  graph->lint();
+  return stats;
+}
+
+void collect(Block *block, const std::string &kind, std::vector<Node *> &out) {
+  for (Node *node : block->nodes()) {
+    if (node->kind().toQualString() == kind)
+      out.push_back(node);
+    for (Block *inner : node->blocks())
+      collect(inner, kind, out);
+  }
+}
+
+// Every node of `kind`, nested blocks included, in program order.
+std::vector<Node *> nodesOfKind(const std::shared_ptr<Graph> &graph, const std::string &kind) {
+  std::vector<Node *> out;
+  collect(graph->block(), kind, out);
+  return out;
+}
+
+// The only node of `kind` (nested blocks included), or nullptr after a failure.
+Node *only(const std::shared_ptr<Graph> &graph, const std::string &kind) {
+  const auto nodes = nodesOfKind(graph, kind);
+  EXPECT_EQ(nodes.size(), 1u) << "expected one " << kind << " in\n" << *graph;
+  return nodes.size() == 1 ? nodes.front() : nullptr;
+}
+
+// A value as the tests name it: "%name" for a named value, the literal for a constant.
+std::string describe(Value *value) {
+  if (value->node()->kind() == c10::prim::Constant) {
+    const auto constant = torch::jit::toIValue(value);
+    if (constant->isNone())
+      return "None";
+    if (constant->isBool())
+      return constant->toBool() ? "True" : "False";
+    std::ostringstream out;
+    out << *constant;
+    return out.str();
+  }
+  return "%" + value->debugName();
+}
+
+// The tensors a list call (rdna1::to_host, host_params, to_device, copy_back) takes.
+Names listOperand(const Node *call, size_t index = 0) {
+  Names names;
+  Node *list = call->input(index)->node();
+  EXPECT_EQ(list->kind(), c10::prim::ListConstruct) << *call;
+  for (Value *v : list->inputs())
+    names.push_back(describe(v));
+  return names;
+}
+
+// The node that made `v`: the batched call behind a ListUnpack, else its own node.
+std::string origin(const Value *v) {
+  const Node *node = v->node();
+  if (node->kind() == c10::prim::ListUnpack)
+    node = node->input(0)->node();
+  return node->kind().toQualString();
+}
+
+const std::string kToHost = rdna1::ops::kToHost;
+const std::string kToDevice = rdna1::ops::kToDevice;
+const std::string kHostParams = rdna1::ops::kHostParams;
+const std::string kHostParam = rdna1::ops::kHostParam;
+const std::string kCopyBack = rdna1::ops::kCopyBack;
+const std::string kConv = rdna1::ops::kConv;
+
+size_t count(const std::shared_ptr<Graph> &graph, const std::string &kind) {
+  return nodesOfKind(graph, kind).size();
+}
+
+// --- one region for a chain ------------------------------------------------------------
+
+TEST(InsertHostRegions, MaxModeChainConvNormReluConvAddReluBecomesOneRegion) {
+  auto graph = parseBody(conv("c1", "x") + norm("n1", "c1", "false") +
+                         "  %r1 : Tensor = aten::relu_(%n1)\n" + conv("c2", "r1", "w2", "b2") +
+                         R"IR(  %s : Tensor = aten::add(%c2, %skip, %one)
+  %y : Tensor = aten::relu(%s)
+  return (%y)
+)IR");
+  const RegionStats stats = run(graph, RegionMode::Max);
+  EXPECT_EQ(stats.regions, 1);
+  EXPECT_EQ(stats.hostNodes, 6);
+  ASSERT_EQ(count(graph, kToHost), 1u) << *graph;
+  ASSERT_EQ(count(graph, kHostParams), 1u) << *graph;
+  ASSERT_EQ(count(graph, kToDevice), 1u) << *graph;
+  EXPECT_EQ(listOperand(only(graph, kToHost)), (Names{"%x", "%skip"}));
+  EXPECT_EQ(listOperand(only(graph, kHostParams)),
+            (Names{"%w1", "%b1", "%gamma", "%beta", "%mean", "%var", "%w2", "%b2"}));
+  EXPECT_EQ(listOperand(only(graph, kToDevice)), (Names{"%y"}));
+  EXPECT_EQ(count(graph, kCopyBack), 0u);
+
+  FileCheck()
+      .check(kToHost + "(")
+      ->check(kHostParams + "(")
+      ->check("%c1 : Tensor = rdna1::conv(")
+      ->check("%n1 : Tensor = rdna1::batch_norm(%c1, ")
+      ->check("%r1 : Tensor = aten::relu_(%n1)")
+      ->check("%c2 : Tensor = rdna1::conv(%r1, ")
+      ->check("%s : Tensor = aten::add(%c2, ")
+      ->check("%y : Tensor = aten::relu(%s)")
+      ->check(kToDevice + "(")
+      ->check("return")
+      ->run(*graph);
+
+  // Every value that flows in is read through its host copy.
+  const auto convs = nodesOfKind(graph, kConv);
+  ASSERT_EQ(convs.size(), 2u);
+  Node *c1 = convs[0];
+  EXPECT_EQ(origin(c1->input(0)), kToHost);
+  EXPECT_EQ(origin(c1->input(1)), kHostParams);
+  EXPECT_EQ(origin(c1->input(2)), kHostParams);
+  Node *bn = only(graph, "rdna1::batch_norm");
+  ASSERT_NE(bn, nullptr);
+  for (size_t i = 1; i <= 4; ++i)
+    EXPECT_EQ(origin(bn->input(i)), kHostParams) << "batch_norm input " << i;
+  Node *add = only(graph, "aten::add");
+  ASSERT_NE(add, nullptr);
+  EXPECT_EQ(origin(add->input(1)), kToHost);
+  EXPECT_EQ(origin(graph->outputs()[0]), kToDevice);
+}
+
+TEST(InsertHostRegions, AutoModeChainEndingInConvIsOneRegionWithInlineAttributesHoisted) {
+  // Attribute reads sit next to their use, as in an inlined scripted graph.
+  auto graph = parseBody(conv("c1", "x") + norm("n1", "c1", "false") +
+                         "  %r1 : Tensor = aten::relu_(%n1)\n" + conv("c2", "r1", "w2", "b2") +
+                         R"IR(  %s : Tensor = aten::add(%c2, %skip, %one)
+  %y : Tensor = aten::relu(%s)
+  %w3 : Tensor = prim::GetAttr[name="w3"](%self)
+  %b3 : Tensor = prim::GetAttr[name="b3"](%self)
+)IR" + conv("c3", "y", "w3", "b3") +
+                         "  return (%c3)\n");
+  const RegionStats stats = run(graph, RegionMode::Auto);
+  EXPECT_EQ(stats.regions, 1);
+  EXPECT_EQ(stats.hostNodes, 7);
+  ASSERT_EQ(count(graph, kToHost), 1u) << *graph;
+  ASSERT_EQ(count(graph, kToDevice), 1u) << *graph;
+  EXPECT_EQ(listOperand(only(graph, kToHost)), (Names{"%x", "%skip"}));
+  const Names params = listOperand(only(graph, kHostParams));
+  EXPECT_EQ(params.back(), "%b3");
+  EXPECT_EQ(listOperand(only(graph, kToDevice)), (Names{"%c3"}));
+  FileCheck()
+      .check("%w3 : Tensor = prim::GetAttr")
+      ->check(kHostParams + "(")
+      ->check("%c3 : Tensor = rdna1::conv(%y, ")
+      ->check(kToDevice + "(")
+      ->run(*graph);
+}
+
+// --- Auto trims edges; Max keeps them --------------------------------------------------
+
+TEST(InsertHostRegions, AutoModeTrailingReluRunsAfterToDevice) {
+  auto graph = parseBody(conv("c1", "x") + conv("c2", "c1", "w2", "b2") + R"IR(
+  %y : Tensor = aten::relu(%c2)
+  return (%y)
+)IR");
+  EXPECT_EQ(run(graph, RegionMode::Auto).regions, 1);
+  EXPECT_EQ(listOperand(only(graph, kToDevice)), (Names{"%c2"}));
+  Node *relu = only(graph, "aten::relu");
+  ASSERT_NE(relu, nullptr);
+  EXPECT_EQ(origin(relu->input(0)), kToDevice);
+  FileCheck().check(kToDevice + "(")->check("aten::relu(")->check("return (%y)")->run(*graph);
+}
+
+TEST(InsertHostRegions, AutoModeLeadingElementwiseOpStaysBeforeToHost) {
+  auto graph = parseBody("  %p : Tensor = aten::mul(%x, %skip)\n" + conv("c1", "p") +
+                         conv("c2", "c1", "w2", "b2") + "  return (%c2)\n");
+  EXPECT_EQ(run(graph, RegionMode::Auto).regions, 1);
+  EXPECT_EQ(listOperand(only(graph, kToHost)), (Names{"%p"}));
+  FileCheck().check("%p : Tensor = aten::mul(%x, %skip)")->check(kToHost + "(")->run(*graph);
+}
+
+TEST(InsertHostRegions, AutoModeTrailingShrinkingPoolStaysInsideRegion) {
+  for (const std::string pool : {"aten::max_pool2d(%r, %ones, %ones, %zeros, %ones, %false)",
+                                 "aten::adaptive_avg_pool2d(%r, %ones)"}) {
+    SCOPED_TRACE(pool);
+    auto graph = parseBody(conv("c1", "x") + "  %r : Tensor = aten::relu(%c1)\n" +
+                           "  %p : Tensor = " + pool + "\n  return (%p)\n");
+    EXPECT_EQ(run(graph, RegionMode::Auto).regions, 1);
+    EXPECT_EQ(listOperand(only(graph, kToDevice)), (Names{"%p"}));
+    FileCheck()
+        .check(kToHost + "(")
+        ->check("rdna1::conv(")
+        ->check("%r : Tensor = aten::relu(%c1)")
+        ->check("%p : Tensor = aten::")
+        ->check(kToDevice + "(")
+        ->run(*graph);
+  }
+}
+
+TEST(InsertHostRegions, MaxModeKeepsTrailingReluAndHostsLinear) {
+  auto graph = parseBody(conv("c1", "x") + R"IR(
+  %r : Tensor = aten::relu(%c1)
+  %neg : int = prim::Constant[value=-1]()
+  %f : Tensor = aten::flatten(%r, %one, %neg)
+  %wl : Tensor = prim::GetAttr[name="wl"](%self)
+  %bl : Tensor = prim::GetAttr[name="bl"](%self)
+  %y : Tensor = aten::linear(%f, %wl, %bl)
+  %z : Tensor = aten::relu(%y)
+  return (%z)
+)IR");
+  const RegionStats stats = run(graph, RegionMode::Max);
+  EXPECT_EQ(stats.regions, 1);
+  EXPECT_EQ(stats.hostNodes, 5);
+  EXPECT_EQ(listOperand(only(graph, kToDevice)), (Names{"%z"}));
+  Node *linear = only(graph, "aten::linear");
+  ASSERT_NE(linear, nullptr);
+  EXPECT_EQ(origin(linear->input(1)), kHostParams);
+  FileCheck()
+      .check(kToHost + "(")
+      ->check("aten::linear(%f, ")
+      ->check("%z : Tensor = aten::relu(%y)")
+      ->check(kToDevice + "(")
+      ->run(*graph);
+}
+
+TEST(InsertHostRegions, AutoModeLeavesLinearAndMatmulOnDevice) {
+  {
+    SCOPED_TRACE("linear");
+    auto graph = parseBody(conv("c1", "x") + R"IR(
+  %neg : int = prim::Constant[value=-1]()
+  %f : Tensor = aten::flatten(%c1, %one, %neg)
+  %wl : Tensor = prim::GetAttr[name="wl"](%self)
+  %bl : Tensor = prim::GetAttr[name="bl"](%self)
+  %y : Tensor = aten::linear(%f, %wl, %bl)
+  return (%y)
+)IR");
+    EXPECT_EQ(run(graph, RegionMode::Auto).regions, 1);
+    Node *linear = only(graph, "aten::linear");
+    ASSERT_NE(linear, nullptr);
+    EXPECT_EQ(describe(linear->input(1)), "%wl");
+    FileCheck().check(kToDevice + "(")->check("aten::linear(")->run(*graph);
+  }
+  {
+    SCOPED_TRACE("matmul");
+    auto graph = parseBody(conv("c1", "x") + R"IR(
+  %wm : Tensor = prim::GetAttr[name="wm"](%self)
+  %m : Tensor = aten::matmul(%c1, %wm)
+)IR" + conv("c2", "m", "w2", "b2") +
+                           "  return (%c2)\n");
+    EXPECT_EQ(run(graph, RegionMode::Auto).regions, 2);
+    Node *matmul = only(graph, "aten::matmul");
+    ASSERT_NE(matmul, nullptr);
+    EXPECT_EQ(origin(matmul->input(0)), kToDevice);
+    EXPECT_EQ(describe(matmul->input(1)), "%wm");
+    FileCheck()
+        .check(kToDevice + "(")
+        ->check("aten::matmul(")
+        ->check(kToHost + "(")
+        ->check("rdna1::conv(")
+        ->run(*graph);
+  }
+}
+
+// --- hazards -----------------------------------------------------------------------------
+
+TEST(InsertHostRegions, InPlaceOpOnGraphInputIsNotHostedAndEndsRegion) {
+  {
+    SCOPED_TRACE("relu_ of a graph input the region read");
+    auto graph = parseBody(conv("c1", "x") + R"IR(
+  %s : Tensor = aten::add(%c1, %skip, %one)
+  %k : Tensor = aten::relu_(%skip)
+)IR" + conv("c2", "s", "w2", "b2") +
+                           "  return (%c2)\n");
+    EXPECT_EQ(run(graph, RegionMode::Max).regions, 2);
+    Node *relu = only(graph, "aten::relu_");
+    ASSERT_NE(relu, nullptr);
+    EXPECT_EQ(describe(relu->input(0)), "%skip");
+    FileCheck()
+        .check(kToDevice + "(")
+        ->check("aten::relu_(%skip)")
+        ->check(kToHost + "(")
+        ->run(*graph);
+  }
+  {
+    SCOPED_TRACE("add_ into a graph input");
+    auto graph = parseBody(conv("c1", "x") + "  %a : Tensor = aten::add_(%skip, %c1, %one)\n" +
+                           conv("c2", "a", "w2", "b2") + "  return (%c2)\n");
+    EXPECT_EQ(run(graph, RegionMode::Max).regions, 2);
+    Node *add = only(graph, "aten::add_");
+    ASSERT_NE(add, nullptr);
+    EXPECT_EQ(describe(add->input(0)), "%skip");
+    EXPECT_EQ(origin(add->input(1)), kToDevice);
+  }
+}
+
+// A write to a graph input between region nodes must not be moved after a host
+// copy of that input that a later region node reads.
+TEST(InsertHostRegions, InPlaceOpOnGraphInputPrecedesTheHostCopyOfIt) {
+  for (const RegionMode mode : {RegionMode::Auto, RegionMode::Max}) {
+    SCOPED_TRACE(mode == RegionMode::Auto ? "auto" : "max");
+    auto graph = parseBody(conv("c1", "x") + R"IR(
+  %k : Tensor = aten::relu_(%skip)
+  %s : Tensor = aten::add(%c1, %skip, %one)
+)IR" + conv("c2", "s", "w2", "b2") +
+                           "  return (%c2)\n");
+    run(graph, mode);
+    Node *relu = only(graph, "aten::relu_");
+    ASSERT_NE(relu, nullptr);
+    for (Node *toHost : nodesOfKind(graph, kToHost)) {
+      const Names moved = listOperand(toHost);
+      if (std::find(moved.begin(), moved.end(), "%skip") != moved.end())
+        EXPECT_TRUE(toHost->isAfter(relu))
+            << "%skip is copied to the host before aten::relu_ writes it:\n"
+            << *graph;
+    }
+  }
+}
+
+TEST(InsertHostRegions, ViewOfRegionInputMutatedInPlaceIsNotHosted) {
+  for (const RegionMode mode : {RegionMode::Auto, RegionMode::Max}) {
+    SCOPED_TRACE(mode == RegionMode::Auto ? "auto" : "max");
+    auto graph = parseBody(conv("c1", "x") + R"IR(
+  %neg : int = prim::Constant[value=-1]()
+  %v : Tensor = aten::flatten(%x, %one, %neg)
+)IR" + conv("c2", "c1", "w2", "b2") +
+                           R"IR(  %m : Tensor = aten::relu_(%v)
+  return (%c2, %x)
+)IR");
+    run(graph, mode);
+    Node *relu = only(graph, "aten::relu_");
+    ASSERT_NE(relu, nullptr);
+    // relu_ must write through a view of the device %x, not a copy of a host view.
+    Node *view = relu->input(0)->node();
+    EXPECT_EQ(view->kind().toQualString(), std::string("aten::flatten")) << *graph;
+    EXPECT_EQ(describe(view->input(0)), "%x") << *graph;
+  }
+}
+
+// --- norms and dropout -------------------------------------------------------------------
+
+TEST(InsertHostRegions, TrainingNormWithParamStatsJoinsRegionAndCopiesStatsBackUnderIf) {
+  auto graph = parseBody(conv("c1", "x") + norm("n1", "c1", "training") +
+                         conv("c2", "n1", "w2", "b2") + "  return (%c2)\n");
+  EXPECT_EQ(run(graph, RegionMode::Auto).regions, 1);
+  ASSERT_EQ(count(graph, kToHost), 1u) << *graph;
+  Node *bn = only(graph, "rdna1::batch_norm");
+  ASSERT_NE(bn, nullptr);
+  EXPECT_EQ(describe(bn->input(0)), "%c1");
+  EXPECT_EQ(origin(bn->input(3)), kHostParams);
+  EXPECT_EQ(origin(bn->input(4)), kHostParams);
+
+  Node *copyBack = only(graph, kCopyBack);
+  ASSERT_NE(copyBack, nullptr);
+  EXPECT_EQ(listOperand(copyBack, 0), (Names{"%mean", "%var"}));
+  const Node *sources = copyBack->input(1)->node();
+  ASSERT_EQ(sources->inputs().size(), 2u);
+  EXPECT_EQ(sources->input(0), bn->input(3));
+  EXPECT_EQ(sources->input(1), bn->input(4));
+  Node *branch = copyBack->owningBlock()->owningNode();
+  ASSERT_NE(branch, nullptr);
+  EXPECT_EQ(branch->kind(), c10::prim::If);
+  EXPECT_EQ(describe(branch->input(0)), "%training");
+  EXPECT_EQ(branch->owningBlock(), graph->block());
+  EXPECT_EQ(copyBack->owningBlock(), branch->blocks()[0]);
+  EXPECT_TRUE(branch->isAfter(only(graph, kToDevice)));
+  FileCheck()
+      .check(kToHost + "(")
+      ->check("rdna1::batch_norm(%c1, ")
+      ->check(kToDevice + "(")
+      ->check("prim::If(%training)")
+      ->check(kCopyBack + "(")
+      ->run(*graph);
+}
+
+TEST(InsertHostRegions, EvalNormJoinsRegionWithoutCopyBack) {
+  auto graph = parseBody(conv("c1", "x") + norm("n1", "c1", "false") +
+                         conv("c2", "n1", "w2", "b2") + "  return (%c2)\n");
+  EXPECT_EQ(run(graph, RegionMode::Auto).regions, 1);
+  EXPECT_EQ(count(graph, kToHost), 1u);
+  EXPECT_EQ(count(graph, kCopyBack), 0u);
+  EXPECT_EQ(count(graph, "prim::If"), 0u);
+  Node *bn = only(graph, "rdna1::batch_norm");
+  ASSERT_NE(bn, nullptr);
+  EXPECT_EQ(describe(bn->input(0)), "%c1");
+}
+
+// Scripted BatchNorm declares running_mean/var as Optional[Tensor].
+TEST(InsertHostRegions, TrainingNormWithOptionalParamStatsCopiesStatsBack) {
+  auto graph = parseBody(R"IR(  %omean : Tensor? = prim::GetAttr[name="omean"](%self)
+  %ovar : Tensor? = prim::GetAttr[name="ovar"](%self)
+)IR" + conv("c1", "x") + norm("n1", "c1", "training", "omean", "ovar") +
+                         conv("c2", "n1", "w2", "b2") + "  return (%c2)\n");
+  ASSERT_NO_THROW(run(graph, RegionMode::Auto)) << *graph;
+  Node *bn = only(graph, "rdna1::batch_norm");
+  ASSERT_NE(bn, nullptr);
+  if (origin(bn->input(0)) == kConv) { // hosted: the statistics must go back
+    Node *copyBack = only(graph, kCopyBack);
+    ASSERT_NE(copyBack, nullptr);
+    EXPECT_EQ(listOperand(copyBack, 0), (Names{"%omean", "%ovar"}));
+  }
+}
+
+TEST(InsertHostRegions, TrainingNormWithGraphInputStatsIsNotHosted) {
+  auto graph = parseBody(conv("c1", "x") + norm("n1", "c1", "training", "rm", "rv") +
+                         conv("c2", "n1", "w2", "b2") + "  return (%c2)\n");
+  EXPECT_EQ(run(graph, RegionMode::Max).regions, 2);
+  Node *bn = only(graph, "rdna1::batch_norm");
+  ASSERT_NE(bn, nullptr);
+  EXPECT_EQ(origin(bn->input(0)), kToDevice);
+  EXPECT_EQ(describe(bn->input(3)), "%rm");
+  EXPECT_EQ(describe(bn->input(4)), "%rv");
+  EXPECT_EQ(count(graph, kCopyBack), 0u);
+}
+
+TEST(InsertHostRegions, DropoutInTrainingStaysOnDevice) {
+  auto graph = parseBody(conv("c1", "x") + R"IR(
+  %p : float = prim::Constant[value=0.5]()
+  %d : Tensor = aten::dropout(%c1, %p, %true)
+)IR" + conv("c2", "d", "w2", "b2") +
+                         "  return (%c2)\n");
+  EXPECT_EQ(run(graph, RegionMode::Max).regions, 2);
+  Node *dropout = only(graph, "aten::dropout");
+  ASSERT_NE(dropout, nullptr);
+  EXPECT_EQ(origin(dropout->input(0)), kToDevice);
+  FileCheck().check(kToDevice + "(")->check("aten::dropout(")->check(kToHost + "(")->run(*graph);
+}
+
+TEST(InsertHostRegions, DropoutInEvalJoinsRegion) {
+  auto graph = parseBody(conv("c1", "x") + R"IR(
+  %p : float = prim::Constant[value=0.5]()
+  %d : Tensor = aten::dropout(%c1, %p, %false)
+)IR" + conv("c2", "d", "w2", "b2") +
+                         "  return (%c2)\n");
+  EXPECT_EQ(run(graph, RegionMode::Auto).regions, 1);
+  EXPECT_EQ(count(graph, kToHost), 1u);
+  Node *dropout = only(graph, "aten::dropout");
+  ASSERT_NE(dropout, nullptr);
+  EXPECT_EQ(describe(dropout->input(0)), "%c1");
+}
+
+// --- control flow and neutral nodes ------------------------------------------------------
+
+TEST(InsertHostRegions, ConvsInsideIfGetOwnRegionAndNoRegionCrossesTheIf) {
+  auto graph = parseBody(conv("c1", "x") + R"IR(
+  %y : Tensor = prim::If(%flag)
+    block0():
+      %c2 : Tensor = rdna1::conv(%c1, %w2, %b2, %ones, %zeros, %ones, %false, %zeros, %one)
+      -> (%c2)
+    block1():
+      -> (%c1)
+)IR" + conv("c3", "y", "w2", "b2") +
+                         "  return (%c3)\n");
+  EXPECT_EQ(run(graph, RegionMode::Auto).regions, 3);
+  const auto toHosts = nodesOfKind(graph, kToHost);
+  const auto toDevices = nodesOfKind(graph, kToDevice);
+  ASSERT_EQ(toHosts.size(), 3u) << *graph;
+  ASSERT_EQ(toDevices.size(), 3u) << *graph;
+  Node *branch = only(graph, "prim::If");
+  ASSERT_NE(branch, nullptr);
+  EXPECT_EQ(describe(branch->input(0)), "%flag");
+
+  // Before the If: a region that ends before it.
+  EXPECT_EQ(toHosts[0]->owningBlock(), graph->block());
+  EXPECT_EQ(toDevices[0]->owningBlock(), graph->block());
+  EXPECT_TRUE(toDevices[0]->isBefore(branch));
+  // Inside the then-block: its own region, fed by the device value.
+  Block *thenBlock = branch->blocks()[0];
+  EXPECT_EQ(toHosts[1]->owningBlock(), thenBlock);
+  EXPECT_EQ(toDevices[1]->owningBlock(), thenBlock);
+  EXPECT_EQ(origin(toHosts[1]->input(0)->node()->input(0)), kToDevice);
+  EXPECT_EQ(origin(thenBlock->outputs()[0]), kToDevice);
+  EXPECT_EQ(origin(branch->blocks()[1]->outputs()[0]), kToDevice);
+  // After the If: a region that starts after it.
+  EXPECT_EQ(toHosts[2]->owningBlock(), graph->block());
+  EXPECT_TRUE(toHosts[2]->isAfter(branch));
+  EXPECT_EQ(listOperand(toHosts[2]), (Names{"%y"}));
+}
+
+TEST(InsertHostRegions, MetadataReadsBetweenRegionNodesDoNotSplitRegion) {
+  auto graph = parseBody(conv("c1", "x") + R"IR(
+  %d : int = aten::dim(%c1)
+  %four : int = prim::Constant[value=4]()
+  %bad : bool = aten::ne(%d, %four)
+  %msg : str = prim::Constant[value="expected 4-D input"]()
+  prim::If(%bad)
+    block0():
+      prim::RaiseException(%msg, %none)
+      -> ()
+    block1():
+      -> ()
+  %n : int = aten::size(%c1, %one)
+)IR" + conv("c2", "c1", "w2", "b2") +
+                         "  return (%c2, %n)\n");
+  const RegionStats stats = run(graph, RegionMode::Auto);
+  EXPECT_EQ(stats.regions, 1);
+  EXPECT_EQ(stats.hostNodes, 2);
+  EXPECT_EQ(count(graph, kToHost), 1u);
+  EXPECT_EQ(count(graph, kToDevice), 1u);
+  FileCheck()
+      .check(kToHost + "(")
+      ->check("%c1 : Tensor = rdna1::conv(")
+      ->check("aten::dim(%c1)")
+      ->check("prim::If(%bad)")
+      ->check("aten::size(%c1, %one)")
+      ->check("%c2 : Tensor = rdna1::conv(%c1, ")
+      ->check(kToDevice + "(")
+      ->run(*graph);
+}
+
+// --- region outputs ----------------------------------------------------------------------
+
+TEST(InsertHostRegions, OnlyValuesUsedAfterRegionGoToDevice) {
+  auto graph = parseBody(conv("c1", "x") + "  %r1 : Tensor = aten::relu(%c1)\n" +
+                         conv("c2", "r1", "w2", "b2") + conv("c3", "c2", "w1", "b1") +
+                         "  return (%c3, %r1)\n");
+  EXPECT_EQ(run(graph, RegionMode::Max).regions, 1);
+  EXPECT_EQ(listOperand(only(graph, kToDevice)), (Names{"%r1", "%c3"}));
+  EXPECT_EQ(origin(graph->outputs()[0]), kToDevice);
+  EXPECT_EQ(origin(graph->outputs()[1]), kToDevice);
+  Node *relu = only(graph, "aten::relu");
+  ASSERT_NE(relu, nullptr);
+  // Inside the region the host values are read, not device copies.
+  const auto convs = nodesOfKind(graph, kConv);
+  ASSERT_EQ(convs.size(), 3u);
+  EXPECT_EQ(convs[1]->input(0), relu->output());
+  EXPECT_EQ(convs[2]->input(0), convs[1]->output());
+  EXPECT_EQ(relu->input(0), convs[0]->output());
+}
+
+// --- idempotence and nothing to do -------------------------------------------------------
+
+TEST(InsertHostRegions, SecondRunChangesNothingAndReportsNoRegions) {
+  auto graph =
+      parseBody(conv("c1", "x") + norm("n1", "c1", "training") + conv("c2", "n1", "w2", "b2") +
+                "  %y : Tensor = aten::relu(%c2)\n" + "  return (%y)\n");
+  EXPECT_FALSE(HasHostRegions(graph));
+  EXPECT_EQ(run(graph, RegionMode::Auto).regions, 1);
+  EXPECT_TRUE(HasHostRegions(graph));
+  const std::string once = graph->toString();
+  for (const RegionMode mode : {RegionMode::Auto, RegionMode::Max}) {
+    const RegionStats again = run(graph, mode);
+    EXPECT_EQ(again.regions, 0);
+    EXPECT_EQ(again.hostNodes, 0);
+    EXPECT_EQ(graph->toString(), once);
+  }
+}
+
+TEST(InsertHostRegions, GraphWithoutConvGetsNoRegion) {
+  auto graph = parseBody(R"IR(
+  %a : Tensor = aten::add(%x, %skip, %one)
+  %r : Tensor = aten::relu(%a)
+  %p : Tensor = aten::adaptive_avg_pool2d(%r, %ones)
+  return (%p)
+)IR");
+  const std::string before = graph->toString();
+  for (const RegionMode mode : {RegionMode::Auto, RegionMode::Max}) {
+    EXPECT_EQ(run(graph, mode).regions, 0);
+    EXPECT_EQ(graph->toString(), before);
+  }
+  EXPECT_FALSE(HasHostRegions(graph));
+}
+
+TEST(InsertHostRegions, RegionWithoutActivationInputIsSkipped) {
+  auto graph = parseBody(conv("c1", "w1", "w2", "b2") + "  return (%c1)\n");
+  const std::string before = graph->toString();
+  for (const RegionMode mode : {RegionMode::Auto, RegionMode::Max}) {
+    EXPECT_EQ(run(graph, mode).regions, 0);
+    EXPECT_EQ(graph->toString(), before);
+  }
+  EXPECT_EQ(count(graph, kHostParams), 0u);
+  EXPECT_FALSE(HasHostRegions(graph));
+}
+
+// --- optional parameters -----------------------------------------------------------------
+
+TEST(InsertHostRegions, OptionalParamBiasGoesThroughHostParam) {
+  auto graph = parseBody("  %bias : Tensor? = prim::GetAttr[name=\"bias\"](%self)\n" +
+                         conv("c1", "x", "w1", "bias") + "  return (%c1)\n");
+  EXPECT_EQ(run(graph, RegionMode::Auto).regions, 1);
+  Node *hostParam = only(graph, kHostParam);
+  ASSERT_NE(hostParam, nullptr);
+  EXPECT_EQ(describe(hostParam->input(0)), "%bias");
+  EXPECT_EQ(*hostParam->output()->type(), *c10::OptionalType::create(c10::TensorType::get()));
+  Node *c1 = only(graph, kConv);
+  ASSERT_NE(c1, nullptr);
+  EXPECT_EQ(c1->input(2), hostParam->output());
+  EXPECT_EQ(listOperand(only(graph, kHostParams)), (Names{"%w1"}));
+  EXPECT_TRUE(hostParam->isBefore(c1));
+}
+
+} // namespace

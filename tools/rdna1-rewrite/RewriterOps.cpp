@@ -1,0 +1,46 @@
+// rdna1_tools::rewrite_file: the tool's rewrite, callable from Python
+// (rdna1.rewrite) on machines without LLVM, where the CLI is not built.
+#include "RewriteFile.h"
+#include "ToolError.h"
+
+#include <torch/library.h>
+
+#include <sstream>
+
+namespace rdna1::tool {
+namespace {
+
+passes::RewriteOptions parseRegions(const std::string &regions) {
+  passes::RewriteOptions options;
+  if (regions == "per-op")
+    options.regions = false;
+  else if (regions == "max")
+    options.regionMode = passes::RegionMode::Max;
+  else
+    TORCH_CHECK(regions == "auto", "regions must be 'auto', 'per-op' or 'max', got '", regions,
+                "'");
+  return options;
+}
+
+// Returns a one-line summary; errors become Python RuntimeErrors with the tool's message.
+std::string rewriteFileOp(const std::string &input, const std::string &output,
+                          const std::string &regions) {
+  try {
+    const passes::ModuleReport report = rewriteFile({input, output, false, parseRegions(regions)});
+    std::ostringstream summary;
+    summary << "rewrote " << report.convolutions() << " convolutions and " << report.norms()
+            << " norms in " << report.methodsChanged() << " methods, " << report.regions
+            << " host regions -> " << output;
+    return summary.str();
+  } catch (const ToolError &error) {
+    TORCH_CHECK(false, error.what());
+  }
+}
+
+} // namespace
+} // namespace rdna1::tool
+
+TORCH_LIBRARY(rdna1_tools, m) {
+  m.def("rewrite_file(str input, str output, str regions='auto') -> str",
+        &rdna1::tool::rewriteFileOp);
+}
