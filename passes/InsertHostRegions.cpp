@@ -116,6 +116,17 @@ bool writesArgument(const Node *node, size_t index) {
   return alias != nullptr && alias->isWrite();
 }
 
+// Whether two values name the same tensor for sure: the same value, or reads of
+// the same attribute path of the same object.
+bool refersToSame(const Value *a, const Value *b) {
+  if (a == b)
+    return true;
+  const Node *x = a->node();
+  const Node *y = b->node();
+  return x->kind() == c10::prim::GetAttr && y->kind() == c10::prim::GetAttr &&
+         x->s(c10::attr::name) == y->s(c10::attr::name) && refersToSame(x->input(0), y->input(0));
+}
+
 // The node of `block` that contains `node` (itself, or a node whose blocks do).
 Node *ancestorIn(Node *node, const Block *block) {
   while (node && node->owningBlock() != block)
@@ -162,6 +173,9 @@ struct Region {
   // all of them alias each other, so a neutral `num_batches_tracked.add_(1)`
   // would end every region; direct writes to them are checked by schema.
   ValueSet touched;
+  // Values written in place by neutral nodes inside the run: a later region node
+  // may not read them through a host copy taken at the region's entry.
+  std::vector<Value *> neutralWrites;
   bool hasConv = false;
 
   explicit Region(Block *b) : block(b) {}
@@ -185,6 +199,20 @@ struct Region {
   }
 };
 
+// Uses of `v` that come after the region, where the device copy must be read.
+std::vector<torch::jit::Use> usesAfter(Value *v, const Region &region) {
+  std::vector<torch::jit::Use> after;
+  Node *last = region.nodes.back();
+  for (const torch::jit::Use &use : v->uses()) {
+    if (region.members.count(use.user))
+      continue;
+    Node *here = ancestorIn(use.user, region.block);
+    if (use.user == region.block->return_node() || (here && here->isAfter(last)))
+      after.push_back(use);
+  }
+  return after;
+}
+
 class RegionFinder {
 public:
   RegionFinder(const std::shared_ptr<Graph> &graph, RegionMode mode)
@@ -197,8 +225,10 @@ public:
         current.add(node);
         continue;
       }
-      if (!current.empty() && isNeutral(node, current))
+      if (!current.empty() && isNeutral(node, current)) {
+        recordWrites(node, current);
         continue;
+      }
       close(current, out);
       current = Region(block);
       if (canHost(node, current)) {
@@ -222,11 +252,43 @@ private:
         continue;
       if (isOptionalTensor(v) && !isParam(v))
         return false;
+      if (writtenInRun(v, region))
+        return false;
       if (!region.empty() && !definedBefore(v, region.first()) &&
           !(isParam(v) && hoistable(v, region.first())))
         return false;
     }
     return true;
+  }
+
+  bool writtenInRun(Value *v, const Region &region) const {
+    for (Value *written : region.neutralWrites) {
+      // Module attributes and graph inputs all may alias each other in the
+      // alias analysis; for them only a write to the same tensor counts.
+      const bool wildcard = isParam(v) || v->node()->kind() == c10::prim::Param;
+      if (refersToSame(written, v) || (!wildcard && aliasDb_.mayAlias(written, v)))
+        return true;
+    }
+    return false;
+  }
+
+  static void recordWrites(Node *node, Region &region) {
+    std::vector<Node *> nodes{node};
+    for (Block *inner : node->blocks())
+      collectNodes(inner, nodes);
+    for (Node *n : nodes)
+      for (size_t i = 0; i < n->inputs().size(); ++i)
+        if (writesArgument(n, i))
+          region.neutralWrites.push_back(n->input(i));
+  }
+
+  // Views of a region input stay on the device: hosting them would turn the
+  // view into a copy and lose writes made through it later.
+  static bool viewsRegionInput(Node *node, const Region &region) {
+    const auto cls = classify(node);
+    const bool view =
+        cls == OpClass::Shape || node->kind().toQualString() == std::string("aten::contiguous");
+    return view && !node->inputs().empty() && !region.internal.count(node->input(0));
   }
 
   // Writes go only to values the region made, none of which alias its inputs.
@@ -248,7 +310,9 @@ private:
     Value *runningMean = node->input(3);
     if (runningMean->type()->kind() == c10::TypeKind::NoneType || isConstantFalse(node->input(5)))
       return true;
-    return isParam(runningMean) && isParam(node->input(4));
+    // Optional[Tensor] statistics could be None at run time: no copy-back for those.
+    return isParam(runningMean) && isParam(node->input(4)) && isTensor(runningMean) &&
+           isTensor(node->input(4));
   }
 
   bool canHost(Node *node, const Region &region) const {
@@ -260,7 +324,7 @@ private:
     for (const Value *out : node->outputs())
       if (!isTensor(out) && !(*cls == OpClass::List && isTensorList(out)))
         return false;
-    if (!inputsAvailable(node, region))
+    if (!inputsAvailable(node, region) || viewsRegionInput(node, region))
       return false;
     if (*cls == OpClass::Norm)
       return node->inputs().size() == 9 && normAllowed(node);
@@ -282,11 +346,31 @@ private:
         Value *v = n->input(i);
         if (region.internal.count(v) && !readsOnlyMetadata(n))
           return false;
-        if (region.inputs.count(v) && writesArgument(n, i))
+        if (writesArgument(n, i) &&
+            std::any_of(region.inputs.begin(), region.inputs.end(),
+                        [v](const Value *in) { return refersToSame(in, v); }))
           return false;
       }
     }
     return !aliasDb_.writesToAlias(node, region.touched);
+  }
+
+  // Results leave as copies: results that alias an input or each other would
+  // lose writes made later through one of them.
+  bool outputsAlias(const Region &region) const {
+    std::vector<Value *> outputs;
+    for (Node *node : region.nodes)
+      for (Value *v : node->outputs())
+        if (!usesAfter(v, region).empty())
+          outputs.push_back(v);
+    for (size_t i = 0; i < outputs.size(); ++i) {
+      if (aliasDb_.mayAlias(ValueSet{outputs[i]}, region.inputs))
+        return true;
+      for (size_t j = i + 1; j < outputs.size(); ++j)
+        if (aliasDb_.mayAlias(outputs[i], outputs[j]))
+          return true;
+    }
+    return false;
   }
 
   // Applies the cost model's edge rules, then re-validates the trimmed region.
@@ -305,7 +389,7 @@ private:
         return; // trimming broke an assumption: leave these convolutions per-op
       trimmed.add(node);
     }
-    if (trimmed.hasConv)
+    if (trimmed.hasConv && !outputsAlias(trimmed))
       out.push_back(std::move(trimmed));
   }
 
@@ -328,20 +412,6 @@ std::vector<Value *> emitListCall(Graph &graph, const char *op, const std::vecto
 void appendUnique(std::vector<Value *> &values, Value *v) {
   if (std::find(values.begin(), values.end(), v) == values.end())
     values.push_back(v);
-}
-
-// Uses of `v` that come after the region, where the device copy must be read.
-std::vector<torch::jit::Use> usesAfter(Value *v, const Region &region) {
-  std::vector<torch::jit::Use> after;
-  Node *last = region.nodes.back();
-  for (const torch::jit::Use &use : v->uses()) {
-    if (region.members.count(use.user))
-      continue;
-    Node *here = ancestorIn(use.user, region.block);
-    if (use.user == region.block->return_node() || (here && here->isAfter(last)))
-      after.push_back(use);
-  }
-  return after;
 }
 
 // Running statistics that a region's norms update when training: copied back to

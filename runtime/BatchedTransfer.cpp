@@ -34,7 +34,13 @@ at::Tensor unpack(const at::Tensor &buffer, int64_t offset, const at::Tensor &li
             like.strides());
 }
 
-at::Tensor denseForHost(const at::Tensor &t) {
+// Lazy conjugate and negative bits are not in the bytes: resolve them first.
+at::Tensor resolved(const at::Tensor &t) {
+  return t.resolve_conj().resolve_neg();
+}
+
+at::Tensor denseForHost(const at::Tensor &input) {
+  const at::Tensor t = resolved(input);
   if (t.dim() == 4)
     return t.contiguous(at::MemoryFormat::ChannelsLast);
   if (t.dim() == 5)
@@ -42,7 +48,8 @@ at::Tensor denseForHost(const at::Tensor &t) {
   return t.is_non_overlapping_and_dense() ? t : t.contiguous();
 }
 
-at::Tensor denseForDevice(const at::Tensor &t) {
+at::Tensor denseForDevice(const at::Tensor &input) {
+  const at::Tensor t = resolved(input);
   return t.is_non_overlapping_and_dense() ? t : t.contiguous();
 }
 

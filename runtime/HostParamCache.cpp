@@ -19,7 +19,7 @@ HostParamCache &HostParamCache::get() {
 }
 
 bool HostParamCache::isCurrent(const Entry &entry, const at::Tensor &param) {
-  return !entry.owner.expired() && entry.version == param._version() &&
+  return !param.is_inference() && !entry.owner.expired() && entry.version == param._version() &&
          entry.data == param.data_ptr() && entry.device == param.device();
 }
 
@@ -56,10 +56,13 @@ std::vector<at::Tensor> HostParamCache::lookup(at::TensorList params) {
   const std::vector<at::Tensor> copies = copier_(detached);
   for (size_t k = 0; k < missing.size(); ++k) {
     const at::Tensor &param = missing[k];
-    entries_.insert_or_assign(
-        param.unsafeGetTensorImpl(),
-        Entry{c10::weak_intrusive_ptr<c10::TensorImpl>(param.getIntrusivePtr()), param._version(),
-              param.data_ptr(), param.device(), copies[k]});
+    // Inference tensors keep no version counter, so their copies cannot be
+    // validated: they are copied on every call instead.
+    if (!param.is_inference())
+      entries_.insert_or_assign(
+          param.unsafeGetTensorImpl(),
+          Entry{c10::weak_intrusive_ptr<c10::TensorImpl>(param.getIntrusivePtr()), param._version(),
+                param.data_ptr(), param.device(), copies[k]});
     out[missingAt[k]] = copies[k];
     Counters::get().paramCopies += 1;
     Counters::get().paramBytes += param.numel() * static_cast<int64_t>(param.element_size());

@@ -5,7 +5,7 @@
 
 #include <torch/library.h>
 
-#include <sstream>
+#include <string>
 
 namespace rdna1::tool {
 namespace {
@@ -27,11 +27,10 @@ std::string rewriteFileOp(const std::string &input, const std::string &output,
                           const std::string &regions) {
   try {
     const passes::ModuleReport report = rewriteFile({input, output, false, parseRegions(regions)});
-    std::ostringstream summary;
-    summary << "rewrote " << report.convolutions() << " convolutions and " << report.norms()
-            << " norms in " << report.methodsChanged() << " methods, " << report.regions
-            << " host regions -> " << output;
-    return summary.str();
+    // Plain concatenation: iostreams crashed here when built against pip torch 2.11.
+    return "rewrote " + std::to_string(report.convolutions()) + " convolutions and " +
+           std::to_string(report.norms()) + " norms in " + std::to_string(report.methodsChanged()) +
+           " methods, " + std::to_string(report.regions) + " host regions -> " + output;
   } catch (const ToolError &error) {
     TORCH_CHECK(false, error.what());
   }
