@@ -12,10 +12,12 @@ namespace rdna1 {
 HostParamCache::HostParamCache(Copier copier, NeedsCopy needsCopy)
     : copier_(std::move(copier)), needsCopy_(std::move(needsCopy)) {}
 
+// Never destroyed: at exit the device runtime may be gone before static
+// destructors run, and freeing pinned copies then aborts the process.
 HostParamCache &HostParamCache::get() {
-  static HostParamCache cache(batchedToHost,
-                              [](const at::Tensor &t) { return !t.device().is_cpu(); });
-  return cache;
+  static auto *cache =
+      new HostParamCache(batchedToHost, [](const at::Tensor &t) { return !t.device().is_cpu(); });
+  return *cache;
 }
 
 bool HostParamCache::isCurrent(const Entry &entry, const at::Tensor &param) {

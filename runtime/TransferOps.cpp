@@ -37,10 +37,21 @@ std::vector<c10::Device> savedDevices(AutogradContext *ctx) {
 
 // A custom Function may not return its inputs as they are (autograd would
 // then forbid in-place ops on them): hand back a new tensor over the same data.
-variable_list freshOutputs(at::TensorList inputs, std::vector<at::Tensor> outputs) {
-  for (size_t i = 0; i < outputs.size(); ++i)
-    if (outputs[i].defined() && outputs[i].is_same(inputs[i]))
+// Outputs of inputs that need no gradient (running statistics beside weights,
+// integer tensors) are marked non-differentiable, so they do not inherit
+// requires_grad from the others.
+variable_list freshOutputs(AutogradContext *ctx, at::TensorList inputs,
+                           std::vector<at::Tensor> outputs) {
+  variable_list constant;
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    if (!outputs[i].defined())
+      continue;
+    if (outputs[i].is_same(inputs[i]))
       outputs[i] = at::empty({0}, inputs[i].options()).set_(inputs[i]);
+    if (!inputs[i].requires_grad())
+      constant.push_back(outputs[i]);
+  }
+  ctx->mark_non_differentiable(constant);
   return outputs;
 }
 
@@ -60,7 +71,7 @@ public:
   static variable_list forward(AutogradContext *ctx, at::TensorList tensors) {
     at::AutoDispatchBelowADInplaceOrView belowAutograd;
     saveDevices(ctx, devicesOf(tensors, at::kCPU));
-    return freshOutputs(tensors, batchedToHost(tensors));
+    return freshOutputs(ctx, tensors, batchedToHost(tensors));
   }
   static variable_list backward(AutogradContext *ctx, variable_list grads) {
     return batchedToDevices(grads, savedDevices(ctx));
@@ -73,8 +84,9 @@ public:
                                const at::Tensor &like) {
     at::AutoDispatchBelowADInplaceOrView belowAutograd;
     saveDevices(ctx, devicesOf(tensors, at::kCPU));
-    return freshOutputs(tensors, batchedToDevices(tensors, std::vector<c10::Device>(
-                                                               tensors.size(), like.device())));
+    return freshOutputs(
+        ctx, tensors,
+        batchedToDevices(tensors, std::vector<c10::Device>(tensors.size(), like.device())));
   }
   static variable_list backward(AutogradContext *ctx, variable_list grads) {
     // Gradients of a region's results go back to the host, where its backward runs.
@@ -89,7 +101,7 @@ public:
   static variable_list forward(AutogradContext *ctx, at::TensorList params) {
     at::AutoDispatchBelowADInplaceOrView belowAutograd;
     saveDevices(ctx, devicesOf(params, at::kCPU));
-    return freshOutputs(params, HostParamCache::get().lookup(params));
+    return freshOutputs(ctx, params, HostParamCache::get().lookup(params));
   }
   static variable_list backward(AutogradContext *ctx, variable_list grads) {
     return batchedToDevices(grads, savedDevices(ctx));
