@@ -2,6 +2,7 @@
 // themselves in their own files.
 #include "Counters.h"
 #include "HipProbe.h"
+#include "HostParamCache.h"
 
 #include <rdna1/OpSchemas.h>
 #include <torch/library.h>
@@ -18,6 +19,10 @@ c10::Dict<std::string, int64_t> counters() {
 
 void resetCounters() {
   Counters::get().reset();
+}
+
+void clearParamCache() {
+  HostParamCache::get().clear();
 }
 
 std::string runtimeInfo() {
@@ -38,6 +43,7 @@ TORCH_LIBRARY(rdna1, m) {
   m.def(rdna1::ops::kHostParamsSchema);
   m.def(rdna1::ops::kHostParamSchema);
   m.def(rdna1::ops::kCopyBackSchema);
+  m.def(rdna1::ops::kClearParamCacheSchema, &rdna1::clearParamCache);
   m.def(rdna1::ops::kCountersSchema, &rdna1::counters);
   m.def(rdna1::ops::kResetCountersSchema, &rdna1::resetCounters);
   m.def(rdna1::ops::kRuntimeInfoSchema, &rdna1::runtimeInfo);

@@ -12,7 +12,7 @@ import zipfile
 
 import torch
 
-__all__ = ['load', 'rewrite', 'load_runtime', 'runtime_path', 'runtime_info', 'counters', 'reset_counters',
+__all__ = ['load', 'rewrite', 'load_runtime', 'runtime_path', 'runtime_info', 'counters', 'reset_counters', 'clear_param_cache',
            'RuntimeNotFoundError']
 
 _LIBRARY = 'librdna1_runtime.so'
@@ -85,6 +85,13 @@ def counters():
 def reset_counters():
     load_runtime()
     torch.ops.rdna1.reset_counters()
+
+
+def clear_param_cache():
+    """Forgets the runtime's host copies of parameters. Needed only after writes through
+    `param.data`, which the cache cannot see; in-place updates and optimizer steps it sees."""
+    load_runtime()
+    torch.ops.rdna1.clear_param_cache()
 
 
 def runtime_info():

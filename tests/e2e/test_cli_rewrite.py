@@ -104,6 +104,29 @@ class RewriteSamplesTest(unittest.TestCase):
         for name in ('layer1', 'layer4'):
             self.assertEqual(getattr(a, name).code, getattr(b, name).code)
 
+    def test_scripted_resnet50_is_one_region(self):
+        import torchvision
+        model = torchvision.models.resnet50(num_classes=10).eval()
+        path, out = os.path.join(self.dir, 'resnet50.pt'), os.path.join(self.dir, 'resnet50.rdna1.pt')
+        torch.jit.script(model).save(path)
+        self.assertEqual(rewrite(path, out).returncode, 0)
+        rewritten = rdna1.load(out)
+        kinds = inlined_kinds(rewritten)
+        self.assertLessEqual(kinds.count('rdna1::to_host'), 2)
+        self.assertLessEqual(kinds.count('rdna1::to_device'), 2)
+        self.assertEqual(kinds.count('rdna1::conv'), 53)
+        self.assertEqual(aten_convolutions(kinds), [])
+        x = torch.randn(1, 3, 64, 64)
+        with torch.no_grad():
+            torch.testing.assert_close(rewritten(x), model(x), rtol=1e-4, atol=1e-4)
+
+    def test_per_op_regions_option(self):
+        out = os.path.join(self.dir, 'per-op.pt')
+        result = rewrite('--regions=per-op', sample('resnet18', 'traced'), out)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertNotIn('host region', result.stdout)
+        self.assertNotIn('rdna1::to_host', inlined_kinds(rdna1.load(out)))
+
     def test_dry_run_writes_nothing(self):
         out = os.path.join(self.dir, 'dry.pt')
         result = rewrite('--dry-run', sample('unet', 'scripted'), out)

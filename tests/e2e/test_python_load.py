@@ -39,6 +39,14 @@ class PythonLoadTest(unittest.TestCase):
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertRegex(result.stdout, r'^rdna1 runtime \d+\.\d+\.\d+; HIP: ')
 
+    def test_counters_and_cache_controls(self):
+        code = ('import rdna1, torch; rdna1.reset_counters(); m = rdna1.load(sys.argv[1]); '
+                'm(torch.randn(1, 1, 1600)); c = rdna1.counters(); rdna1.clear_param_cache(); '
+                'print(c["host_convolutions"], c["to_host_copies"])')
+        result = run(PYTHON, '-c', 'import sys; ' + code, self.rewritten)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(result.stdout.split(), ['2', '0'])  # two convolutions, nothing to move on the CPU
+
     def test_missing_runtime_names_ops_and_remedy(self):
         result = run(PYTHON, '-c', LOAD, self.rewritten,
                      env=self.env(RDNA1_RUNTIME=os.path.join(self.dir, 'nowhere.so')))

@@ -63,6 +63,10 @@ inline constexpr const char *kCopyBack = "rdna1::copy_back";
 inline constexpr const char *kCopyBackSchema =
     "copy_back(Tensor(a!)[] targets, Tensor[] sources) -> ()";
 
+// Forgets every cached host copy (after writes through `param.data`, which the
+// cache cannot see).
+inline constexpr const char *kClearParamCacheSchema = "clear_param_cache() -> ()";
+
 inline constexpr const char *kCountersSchema = "counters() -> Dict(str, int)";
 inline constexpr const char *kResetCountersSchema = "reset_counters() -> ()";
 
