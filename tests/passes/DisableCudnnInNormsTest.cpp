@@ -2,6 +2,8 @@
 // becomes a constant false.
 #include "DisableCudnnInNorms.h"
 
+#include "IrTestSupport.h"
+
 #include <gtest/gtest.h>
 #include <torch/csrc/jit/ir/constants.h>
 #include <torch/csrc/jit/ir/ir.h>
@@ -18,35 +20,19 @@ namespace {
 
 using rdna1::passes::DisableCudnnInNorms;
 using rdna1::passes::RewriteCounts;
+using rdna1::testing::nodesOfKind;
 using torch::jit::Graph;
 using torch::jit::Node;
 using torch::jit::Value;
 using torch::jit::testing::FileCheck;
 
-// parseIR names only graph inputs; give every other value its name from the IR
-// too, as a scripted graph would have, so tests can see names carried over.
 std::shared_ptr<Graph> parse(const std::string &ir) {
-  auto graph = std::make_shared<Graph>();
-  std::unordered_map<std::string, Value *> values;
-  torch::jit::parseIR(ir, graph.get(), values);
-  for (const auto &[name, value] : values)
-    if (!value->hasDebugName() && name.find_first_not_of("0123456789") != std::string::npos)
-      value->setDebugName(name);
-  return graph;
-}
-
-void collect(torch::jit::Block *block, const std::string &kind, std::vector<Node *> &out) {
-  for (Node *node : block->nodes()) {
-    if (node->kind().toQualString() == kind)
-      out.push_back(node);
-    for (torch::jit::Block *inner : node->blocks())
-      collect(inner, kind, out);
-  }
+  return rdna1::testing::parseNamed(ir);
 }
 
 Node *onlyNodeOfKind(const std::shared_ptr<Graph> &graph, const std::string &kind) {
   std::vector<Node *> out;
-  collect(graph->block(), kind, out);
+  rdna1::testing::collectKind(graph->block(), kind, out);
   EXPECT_EQ(out.size(), 1u) << kind << " in\n" << *graph;
   return out.empty() ? nullptr : out.front();
 }
@@ -206,7 +192,7 @@ graph(%x : Tensor, %w : Tensor, %b : Tensor, %mean : Tensor, %var : Tensor, %tra
                                                    {"aten::layer_norm", 5},
                                                    {"aten::instance_norm", 8}}) {
     std::vector<Node *> nodes;
-    collect(graph->block(), kind, nodes);
+    rdna1::testing::collectKind(graph->block(), kind, nodes);
     for (Node *node : nodes)
       EXPECT_TRUE(isConstantFalse(node->input(index))) << *node;
   }

@@ -4,6 +4,8 @@
 
 #include <rdna1/OpSchemas.h>
 
+#include "IrTestSupport.h"
+
 #include <gtest/gtest.h>
 #include <torch/csrc/jit/api/compilation_unit.h>
 #include <torch/csrc/jit/ir/constants.h>
@@ -24,6 +26,7 @@ using rdna1::passes::HasHostRegions;
 using rdna1::passes::InsertHostRegions;
 using rdna1::passes::RegionMode;
 using rdna1::passes::RegionStats;
+using rdna1::testing::nodesOfKind;
 using torch::jit::Block;
 using torch::jit::Graph;
 using torch::jit::Node;
@@ -60,12 +63,8 @@ std::shared_ptr<Graph> parse(std::string ir) {
     ir.replace(at, std::string(kModuleTypeName).size(), "Tensor");
     hasSelf = true;
   }
-  auto graph = std::make_shared<Graph>();
   std::unordered_map<std::string, Value *> values;
-  torch::jit::parseIR(ir, graph.get(), values);
-  for (const auto &[name, value] : values)
-    if (!value->hasDebugName() && name.find_first_not_of("0123456789") != std::string::npos)
-      value->setDebugName(name);
+  auto graph = rdna1::testing::parseNamed(ir, values);
   if (hasSelf)
     values.at("self")->setType(moduleType());
   return graph;
@@ -115,22 +114,6 @@ RegionStats run(const std::shared_ptr<Graph> &graph, RegionMode mode) {
   const RegionStats stats = InsertHostRegions(graph, mode);
   graph->lint();
   return stats;
-}
-
-void collect(Block *block, const std::string &kind, std::vector<Node *> &out) {
-  for (Node *node : block->nodes()) {
-    if (node->kind().toQualString() == kind)
-      out.push_back(node);
-    for (Block *inner : node->blocks())
-      collect(inner, kind, out);
-  }
-}
-
-// Every node of `kind`, nested blocks included, in program order.
-std::vector<Node *> nodesOfKind(const std::shared_ptr<Graph> &graph, const std::string &kind) {
-  std::vector<Node *> out;
-  collect(graph->block(), kind, out);
-  return out;
 }
 
 // The only node of `kind` (nested blocks included), or nullptr after a failure.

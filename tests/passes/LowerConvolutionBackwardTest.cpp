@@ -4,6 +4,8 @@
 
 #include <rdna1/OpSchemas.h>
 
+#include "IrTestSupport.h"
+
 #include <gtest/gtest.h>
 #include <torch/csrc/jit/ir/ir.h>
 #include <torch/csrc/jit/ir/irparser.h>
@@ -18,40 +20,21 @@ namespace {
 
 using rdna1::passes::LowerConvolutionBackward;
 using rdna1::passes::RewriteCounts;
+using rdna1::testing::nodesOfKind;
 using torch::jit::Graph;
 using torch::jit::Node;
 using torch::jit::Value;
 using torch::jit::testing::FileCheck;
 
 struct Parsed {
-  std::shared_ptr<Graph> graph = std::make_shared<Graph>();
+  std::shared_ptr<Graph> graph;
   std::unordered_map<std::string, Value *> values;
 };
 
-// parseIR names only graph inputs; give every other value its name from the IR
-// too, as a scripted graph would have, so tests can see names carried over.
 Parsed parse(const std::string &ir) {
   Parsed parsed;
-  torch::jit::parseIR(ir, parsed.graph.get(), parsed.values);
-  for (const auto &[name, value] : parsed.values)
-    if (!value->hasDebugName() && name.find_first_not_of("0123456789") != std::string::npos)
-      value->setDebugName(name);
+  parsed.graph = rdna1::testing::parseNamed(ir, parsed.values);
   return parsed;
-}
-
-void collect(torch::jit::Block *block, const std::string &kind, std::vector<Node *> &out) {
-  for (Node *node : block->nodes()) {
-    if (node->kind().toQualString() == kind)
-      out.push_back(node);
-    for (torch::jit::Block *inner : node->blocks())
-      collect(inner, kind, out);
-  }
-}
-
-std::vector<Node *> nodesOfKind(const std::shared_ptr<Graph> &graph, const std::string &kind) {
-  std::vector<Node *> out;
-  collect(graph->block(), kind, out);
-  return out;
 }
 
 std::vector<Value *> inputsOf(Node *node) {

@@ -4,6 +4,8 @@
 
 #include <rdna1/OpSchemas.h>
 
+#include "IrTestSupport.h"
+
 #include <gtest/gtest.h>
 #include <torch/csrc/jit/ir/constants.h>
 #include <torch/csrc/jit/ir/ir.h>
@@ -20,37 +22,14 @@ namespace {
 
 using rdna1::passes::LowerConvolutions;
 using rdna1::passes::RewriteCounts;
+using rdna1::testing::nodesOfKind;
 using torch::jit::Graph;
 using torch::jit::Node;
 using torch::jit::Value;
 using torch::jit::testing::FileCheck;
 
-// parseIR names only graph inputs; give every other value its name from the IR
-// too, as a scripted graph would have, so tests can see names carried over.
 std::shared_ptr<Graph> parse(const std::string &ir) {
-  auto graph = std::make_shared<Graph>();
-  std::unordered_map<std::string, Value *> values;
-  torch::jit::parseIR(ir, graph.get(), values);
-  for (const auto &[name, value] : values)
-    if (!value->hasDebugName() && name.find_first_not_of("0123456789") != std::string::npos)
-      value->setDebugName(name);
-  return graph;
-}
-
-void collect(torch::jit::Block *block, const std::string &kind, std::vector<Node *> &out) {
-  for (Node *node : block->nodes()) {
-    if (node->kind().toQualString() == kind)
-      out.push_back(node);
-    for (torch::jit::Block *inner : node->blocks())
-      collect(inner, kind, out);
-  }
-}
-
-// Every node of `kind`, nested blocks included, in program order.
-std::vector<Node *> nodesOfKind(const std::shared_ptr<Graph> &graph, const std::string &kind) {
-  std::vector<Node *> out;
-  collect(graph->block(), kind, out);
-  return out;
+  return rdna1::testing::parseNamed(ir);
 }
 
 // A value as the tests name it: "%name" for a named value, the literal for a constant.
