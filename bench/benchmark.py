@@ -6,7 +6,7 @@
                 host (blocking), convolves there in NCHW, copies the result back (pageable);
                 a faithful re-implementation, with a host backward so it can train
   (c) cpu       the whole model on the host, channels-last
-  (d) ours      the model rewritten by rdna1 (--regions=auto), on the GPU
+  (d) ours      the model rewritten by rdna1 (--regions=auto; training rows --regions=conv), on the GPU
 
 Medians over repeats after warm-up, a fresh random input for every repeat. Prints a markdown
 table with ms and ratios and the runtime's transfer counters per forward.
@@ -224,7 +224,10 @@ def main():
     parser.add_argument('--batches', default='1,8')
     parser.add_argument('--train', default='resnet18:8', help='model:batch pairs for a training step')
     parser.add_argument('--device', default='cuda')
-    parser.add_argument('--regions', default='auto', choices=['auto', 'per-op', 'max'])
+    parser.add_argument('--regions', default='auto', choices=['auto', 'per-op', 'max', 'conv'],
+                        help='rewrite mode for the inference rows')
+    parser.add_argument('--train-regions', default='conv', choices=['auto', 'per-op', 'max', 'conv'],
+                        help='rewrite mode for the training rows (conv: norms stay on the device)')
     parser.add_argument('--out', default=None, help='folder for the markdown table')
     args = parser.parse_args()
     torch.backends.cudnn.benchmark = True
@@ -239,9 +242,10 @@ def main():
     with tempfile.TemporaryDirectory() as workdir:
         for name, mode, batch in jobs:
             bench = bench_inference if mode == 'infer' else bench_training
-            ms, c, how, summary, error = bench(name, batch, workdir, args.device, args.regions)
+            regions = args.regions if mode == 'infer' else args.train_regions
+            ms, c, how, summary, error = bench(name, batch, workdir, args.device, regions)
             copies = c['to_host_copies'] + c['to_device_copies']
-            row = (f"| {name} ({how}) | {mode} | {batch} | {ms['gpu']:.1f} | {ms['per-layer']:.1f} | {ms['cpu']:.1f} "
+            row = (f"| {name} ({how}) | {mode}, {regions} | {batch} | {ms['gpu']:.1f} | {ms['per-layer']:.1f} | {ms['cpu']:.1f} "
                    f"| {ms['ours']:.1f} | {ms['ours'] / ms['per-layer']:.2f} | {ms['ours'] / ms['cpu']:.2f} "
                    f"| {ms['ours'] / ms['gpu']:.2f} | {copies:.0f} | {c['to_host_bytes'] / 1e6:.2f} "
                    f"| {c['to_device_bytes'] / 1e6:.2f} | {c['param_bytes'] / 1e6:.2f} | {error:.1e} |")

@@ -317,7 +317,8 @@ private:
 
   bool canHost(Node *node, const Region &region) const {
     const auto cls = classify(node);
-    if (!cls || (*cls == OpClass::Heavy && mode_ != RegionMode::Max))
+    if (!cls || (*cls == OpClass::Heavy && mode_ != RegionMode::Max) ||
+        (*cls != OpClass::Conv && mode_ == RegionMode::ConvOnly))
       return false;
     if (isDropout(node) && !isConstantFalse(node->input(2)))
       return false; // randomness stays where it was

@@ -29,13 +29,16 @@
 //    device: their FLOPs per byte far exceed what the host can match for the
 //    cost of a crossing.
 // --regions=max also hosts matrix products and trims nothing.
+// --regions=conv hosts convolutions alone, each with batched, pinned,
+// channels-last transfers: for training, where norms and activations (forward
+// and backward) cost more on the host than their tensors cost on the bus.
 #pragma once
 
 #include <torch/csrc/jit/ir/ir.h>
 
 namespace rdna1::passes {
 
-enum class RegionMode { Auto, Max };
+enum class RegionMode { Auto, Max, ConvOnly };
 
 struct RegionStats {
   int regions = 0;

@@ -16,9 +16,11 @@ passes::RewriteOptions parseRegions(const std::string &regions) {
     options.regions = false;
   else if (regions == "max")
     options.regionMode = passes::RegionMode::Max;
+  else if (regions == "conv")
+    options.regionMode = passes::RegionMode::ConvOnly;
   else
-    TORCH_CHECK(regions == "auto", "regions must be 'auto', 'per-op' or 'max', got '", regions,
-                "'");
+    TORCH_CHECK(regions == "auto", "regions must be 'auto', 'per-op', 'max' or 'conv', got '",
+                regions, "'");
   return options;
 }
 

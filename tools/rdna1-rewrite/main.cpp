@@ -27,7 +27,7 @@ cl::opt<std::string> reportPath("report", cl::value_desc("file.json"),
                                 cl::desc("Write what was rewritten, by class, method and node "
                                          "kind, as JSON"),
                                 cl::cat(category));
-enum class RegionChoice { Auto, PerOp, Max };
+enum class RegionChoice { Auto, PerOp, Max, Conv };
 cl::opt<RegionChoice> regions(
     "regions", cl::desc("How host work is grouped between bus crossings:"),
     cl::init(RegionChoice::Auto),
@@ -35,7 +35,9 @@ cl::opt<RegionChoice> regions(
                clEnumValN(RegionChoice::PerOp, "per-op",
                           "no regions: each convolution moves its own operands"),
                clEnumValN(RegionChoice::Max, "max",
-                          "largest regions: matrix products on the host too")),
+                          "largest regions: matrix products on the host too"),
+               clEnumValN(RegionChoice::Conv, "conv",
+                          "convolutions alone, with batched transfers (for training)")),
     cl::cat(category));
 cl::opt<bool> verbose("v", cl::desc("List the rewritten nodes of each method"), cl::cat(category));
 cl::alias verboseLong("verbose", cl::desc("Alias for -v"), cl::aliasopt(verbose),
@@ -105,8 +107,9 @@ int main(int argc, char **argv) {
   try {
     tool::RewriteRequest request{inputPath, outputPath, dryRun, {}};
     request.options.regions = regions != RegionChoice::PerOp;
-    request.options.regionMode =
-        regions == RegionChoice::Max ? passes::RegionMode::Max : passes::RegionMode::Auto;
+    request.options.regionMode = regions == RegionChoice::Max    ? passes::RegionMode::Max
+                                 : regions == RegionChoice::Conv ? passes::RegionMode::ConvOnly
+                                                                 : passes::RegionMode::Auto;
     const passes::ModuleReport report = tool::rewriteFile(request);
     if (verbose)
       printDetails(report);
