@@ -113,7 +113,8 @@ class HelpTest(unittest.TestCase):
     def test_help_lists_options_and_exit_codes(self):
         result = rewrite('--help')
         self.assertEqual(result.returncode, 0)
-        for text in ('--dry-run', '--report=<file.json>', '-v', 'Exit codes', '<in.pt>', '<out.pt>'):
+        for text in ('--dry-run', '--report=<file.json>', '-v', 'Exit codes', '<in.pt>', '<out.pt>',
+                     '--regions=<value>', 'per-op', 'conv'):
             self.assertIn(text, result.stdout)
 
     def test_version(self):

@@ -89,6 +89,7 @@ class RewriteSamplesTest(unittest.TestCase):
                 counted = sum(sum(m['convolutions'].values()) for m in report['methods'])
                 self.assertEqual(counted, report['convolutions'])
                 self.assertGreater(report['convolutions'], 0)
+                self.assertGreaterEqual(report['host_regions'], 1)
                 for method in report['methods']:
                     self.assertTrue(method['class'].startswith('__torch__'), method)
                     self.assertTrue(method['method'], method)
@@ -126,6 +127,22 @@ class RewriteSamplesTest(unittest.TestCase):
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertNotIn('host region', result.stdout)
         self.assertNotIn('rdna1::to_host', inlined_kinds(rdna1.load(out)))
+
+    def test_conv_regions_option_for_training(self):
+        out = os.path.join(self.dir, 'conv-regions.pt')
+        result = rewrite('--regions=conv', sample('resnet18', 'traced'), out)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        rewritten = rdna1.load(out)
+        kinds = inlined_kinds(rewritten)
+        self.assertEqual(kinds.count('rdna1::to_host'), kinds.count('rdna1::conv'))
+        self.assertEqual(kinds.count('rdna1::conv'), 20)
+        self.assertNotIn('rdna1::copy_back', kinds)  # norms stay outside the regions
+        _, x = sample_models.build('resnet18')
+        expected = outputs_and_grads(torch.jit.load(sample('resnet18', 'traced')), x)
+        actual = outputs_and_grads(rewritten, x)
+        torch.testing.assert_close(actual[0], expected[0], rtol=1e-4, atol=1e-4)
+        for got, want in zip(actual[2], expected[2]):
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
 
     def test_dry_run_writes_nothing(self):
         out = os.path.join(self.dir, 'dry.pt')
