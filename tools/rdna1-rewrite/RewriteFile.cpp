@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -24,11 +25,19 @@ std::string firstLine(const std::string &text) {
   return plea == std::string::npos ? line : line.substr(0, plea);
 }
 
+// The TorchScript interpreter puts the cause on the last line of its message.
+std::string interpreterCause(const std::string &text) {
+  if (text.rfind("The following operation failed in the TorchScript interpreter", 0) != 0)
+    return firstLine(text);
+  std::string trimmed = text.substr(0, text.find_last_not_of("\n ") + 1);
+  return firstLine(trimmed.substr(trimmed.find_last_of('\n') + 1));
+}
+
 // libtorch's messages carry backtraces and source excerpts after the first line.
 std::string describe(const std::exception &error) {
   if (const auto *c10Error = dynamic_cast<const c10::Error *>(&error))
-    return firstLine(c10Error->what_without_backtrace());
-  return firstLine(error.what());
+    return interpreterCause(c10Error->what_without_backtrace());
+  return interpreterCause(error.what());
 }
 
 void checkReadable(const std::string &path) {
@@ -104,24 +113,70 @@ void checkOutputPath(const std::string &input, const std::string &output) {
                                           parent.string() + "' is not writable");
 }
 
-// Saves next to `output` and renames over it, so readers see the old file or
-// the whole new one, never a part.
-void saveAtomically(const torch::jit::Module &module, const std::string &output,
-                    const torch::jit::ExtraFilesMap &extra) {
-  const std::string temporary = output + ".tmp-" + std::to_string(::getpid());
+// Writes next to `output` (or, for a dry run, in the temporary directory); the
+// caller renames it over `output` once it is accepted, so readers see the old
+// file or the whole new one, never a part.
+std::string writeTemporary(const torch::jit::Module &module, const RewriteRequest &request,
+                           const torch::jit::ExtraFilesMap &extra) {
+  const std::string suffix = ".tmp-" + std::to_string(::getpid());
+  const std::string temporary =
+      request.dryRun ? (fs::temp_directory_path() / ("rdna1-verify" + suffix + ".pt")).string()
+                     : request.output + suffix;
   try {
     module.save(temporary, extra);
   } catch (const std::exception &error) {
     std::error_code ignored;
     fs::remove(temporary, ignored);
-    throw ToolError(kExitCannotWrite, "cannot write '" + output + "': " + describe(error));
+    throw ToolError(kExitCannotWrite, "cannot write '" + request.output + "': " + describe(error));
   }
-  std::error_code ec;
-  fs::rename(temporary, output, ec);
-  if (ec) {
-    fs::remove(temporary, ec);
-    throw ToolError(kExitCannotWrite, "cannot write '" + output + "': " + ec.message());
+  return temporary;
+}
+
+// Removes the temporary file however the scope is left, unless released.
+class TemporaryFile {
+public:
+  explicit TemporaryFile(std::string path) : path_(std::move(path)) {}
+  ~TemporaryFile() {
+    std::error_code ignored;
+    if (!path_.empty())
+      fs::remove(path_, ignored);
   }
+  TemporaryFile(const TemporaryFile &) = delete;
+  TemporaryFile &operator=(const TemporaryFile &) = delete;
+  const std::string &path() const { return path_; }
+  void moveTo(const std::string &output) {
+    std::error_code ec;
+    fs::rename(path_, output, ec);
+    if (ec)
+      throw ToolError(kExitCannotWrite, "cannot write '" + output + "': " + ec.message());
+    path_.clear();
+  }
+
+private:
+  std::string path_;
+};
+
+// Compares the written file, loaded afresh, with a fresh load of the input: a
+// verification run must not change the state (e.g. running statistics) saved.
+VerifyResult verifyWritten(const RewriteRequest &request, const std::string &written) {
+  torch::jit::ExtraFilesMap none;
+  torch::jit::Module original = loadModel(request.input, none);
+  torch::jit::Module rewritten = loadModel(written, none);
+  VerifyResult result;
+  try {
+    result = verifyRewrite(original, rewritten, request.verify);
+  } catch (const std::exception &error) {
+    throw ToolError(kExitVerifyFailed, "verification could not run the model: " + describe(error));
+  }
+  const double worst = std::max(result.outputError, result.gradientError);
+  if (worst > request.verify.tolerance) {
+    std::ostringstream message;
+    message << "verification failed: max relative "
+            << (result.outputError >= result.gradientError ? "output" : "gradient") << " error "
+            << worst << " > tolerance " << request.verify.tolerance << "; nothing written";
+    throw ToolError(kExitVerifyFailed, message.str());
+  }
+  return result;
 }
 
 std::string describeDnnCalls(const passes::ModuleReport &report) {
@@ -133,7 +188,7 @@ std::string describeDnnCalls(const passes::ModuleReport &report) {
 
 } // namespace
 
-passes::ModuleReport rewriteFile(const RewriteRequest &request) {
+RewriteOutcome rewriteFile(const RewriteRequest &request) {
   checkReadable(request.input);
   if (!request.dryRun)
     checkOutputPath(request.input, request.output);
@@ -150,9 +205,15 @@ passes::ModuleReport rewriteFile(const RewriteRequest &request) {
     throw ToolError(kExitCannotRewrite, "cannot rewrite '" + request.input +
                                             "': unsupported node " + describeDnnCalls(report) +
                                             " would still reach cuDNN/MIOpen");
+  RewriteOutcome outcome{report, std::nullopt};
+  if (request.dryRun && !request.verify.enabled)
+    return outcome;
+  TemporaryFile written(writeTemporary(module, request, extra));
+  if (request.verify.enabled)
+    outcome.verified = verifyWritten(request, written.path());
   if (!request.dryRun)
-    saveAtomically(module, request.output, extra);
-  return report;
+    written.moveTo(request.output);
+  return outcome;
 }
 
 } // namespace rdna1::tool

@@ -2,7 +2,9 @@
 #pragma once
 
 #include "RewriteModule.h"
+#include "VerifyRewrite.h"
 
+#include <optional>
 #include <string>
 
 namespace rdna1::tool {
@@ -12,9 +14,16 @@ struct RewriteRequest {
   std::string output; // ignored with dryRun
   bool dryRun = false;
   passes::RewriteOptions options;
+  VerifyOptions verify;
 };
 
-// Throws ToolError. Never modifies `input`; leaves no partial `output`.
-passes::ModuleReport rewriteFile(const RewriteRequest &request);
+struct RewriteOutcome {
+  passes::ModuleReport report;
+  std::optional<VerifyResult> verified; // with --verify
+};
+
+// Throws ToolError. Never modifies `input`; leaves no partial `output`, and no
+// `output` at all when verification fails.
+RewriteOutcome rewriteFile(const RewriteRequest &request);
 
 } // namespace rdna1::tool

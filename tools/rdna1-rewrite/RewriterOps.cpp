@@ -28,7 +28,8 @@ passes::RewriteOptions parseRegions(const std::string &regions) {
 std::string rewriteFileOp(const std::string &input, const std::string &output,
                           const std::string &regions) {
   try {
-    const passes::ModuleReport report = rewriteFile({input, output, false, parseRegions(regions)});
+    const passes::ModuleReport report =
+        rewriteFile({input, output, false, parseRegions(regions), {}}).report;
     // Plain concatenation: iostreams crashed here when built against pip torch 2.11.
     return "rewrote " + std::to_string(report.convolutions()) + " convolutions and " +
            std::to_string(report.norms()) + " norms in " + std::to_string(report.methodsChanged()) +

@@ -12,6 +12,7 @@ enum ExitCode : int {
   kExitBadInput = 2,      // IN missing, unreadable or not a TorchScript model
   kExitCannotRewrite = 3, // a node would still reach cuDNN/MIOpen
   kExitCannotWrite = 4,   // OUT not writable, or the same file as IN
+  kExitVerifyFailed = 5,  // --verify: the rewritten model differs, or could not run
 };
 
 class ToolError : public std::runtime_error {

@@ -39,6 +39,23 @@ cl::opt<RegionChoice> regions(
                clEnumValN(RegionChoice::Conv, "conv",
                           "convolutions alone, with batched transfers (for training)")),
     cl::cat(category));
+cl::OptionCategory verifyCategory("Verification (before anything is written)");
+cl::opt<bool> verify("verify",
+                     cl::desc("Run the original and the rewritten model on the same random "
+                              "inputs on the host; write OUT only if they agree"),
+                     cl::cat(verifyCategory));
+cl::list<std::string> inputShapes("input-shape", cl::value_desc("NxCxHxW"),
+                                  cl::desc("Shape of one forward argument (repeat for several)"),
+                                  cl::cat(verifyCategory));
+cl::opt<std::string> inputDtype("input-dtype", cl::value_desc("dtype"), cl::init("float32"),
+                                cl::desc("float32, float64, float16, bfloat16 or int64"),
+                                cl::cat(verifyCategory));
+cl::opt<bool> verifyGrad("verify-grad",
+                         cl::desc("Also compare input and parameter gradients (implies --verify)"),
+                         cl::cat(verifyCategory));
+cl::opt<double> tolerance("tolerance", cl::init(1e-4),
+                          cl::desc("Largest accepted |difference| / max(1, |reference|)"),
+                          cl::cat(verifyCategory));
 cl::opt<bool> verbose("v", cl::desc("List the rewritten nodes of each method"), cl::cat(category));
 cl::alias verboseLong("verbose", cl::desc("Alias for -v"), cl::aliasopt(verbose),
                       cl::cat(category));
@@ -50,7 +67,8 @@ constexpr const char *kOverview =
     "  reaches cuDNN/MIOpen (which crashes on AMD RDNA1 GPUs). Load OUT with\n"
     "  rdna1.load(path) in Python, or torch::jit::load with librdna1_runtime.so linked.\n\n"
     "  Exit codes: 0 done, 1 bad command line, 2 IN unreadable or not TorchScript,\n"
-    "  3 IN holds a node that cannot be rewritten, 4 OUT cannot be written.\n";
+    "  3 IN holds a node that cannot be rewritten, 4 OUT cannot be written,\n"
+    "  5 --verify found the models disagree (OUT not written).\n";
 
 void printVersion(llvm::raw_ostream &out) {
   out << "rdna1-rewrite " << RDNA1_VERSION << "\n" << rdna1::describeHipDevices() << "\n";
@@ -97,7 +115,7 @@ void printSummary(const passes::ModuleReport &report) {
 } // namespace
 
 int main(int argc, char **argv) {
-  cl::HideUnrelatedOptions(category);
+  cl::HideUnrelatedOptions({&category, &verifyCategory});
   cl::SetVersionPrinter(printVersion);
   cl::ParseCommandLineOptions(argc, argv, kOverview);
   if (!dryRun && outputPath.empty()) {
@@ -105,17 +123,40 @@ int main(int argc, char **argv) {
     return tool::kExitUsage;
   }
   try {
-    tool::RewriteRequest request{inputPath, outputPath, dryRun, {}};
+    tool::RewriteRequest request{inputPath, outputPath, dryRun, {}, {}};
+    request.verify.enabled = verify || verifyGrad;
+    request.verify.gradients = verifyGrad;
+    request.verify.dtype = inputDtype;
+    request.verify.tolerance = tolerance;
+    if (request.verify.enabled && inputShapes.empty()) {
+      std::cerr << "rdna1-rewrite: error: --verify needs --input-shape (e.g. 1x3x224x224)\n";
+      return tool::kExitUsage;
+    }
+    for (const std::string &shape : inputShapes) {
+      try {
+        request.verify.inputShapes.push_back(tool::parseShape(shape));
+      } catch (const std::exception &error) {
+        std::cerr << "rdna1-rewrite: error: " << error.what() << "\n";
+        return tool::kExitUsage;
+      }
+    }
     request.options.regions = regions != RegionChoice::PerOp;
     request.options.regionMode = regions == RegionChoice::Max    ? passes::RegionMode::Max
                                  : regions == RegionChoice::Conv ? passes::RegionMode::ConvOnly
                                                                  : passes::RegionMode::Auto;
-    const passes::ModuleReport report = tool::rewriteFile(request);
+    const tool::RewriteOutcome outcome = tool::rewriteFile(request);
+    const passes::ModuleReport &report = outcome.report;
     if (verbose)
       printDetails(report);
     if (!reportPath.empty())
       writeReport(report);
     printSummary(report);
+    if (outcome.verified) {
+      std::cout << "verified: max relative output error " << outcome.verified->outputError;
+      if (outcome.verified->gradientError >= 0)
+        std::cout << ", gradient error " << outcome.verified->gradientError;
+      std::cout << " (tolerance " << tolerance << ")\n";
+    }
     return tool::kExitOk;
   } catch (const tool::ToolError &error) {
     std::cerr << "rdna1-rewrite: error: " << error.what() << "\n";
