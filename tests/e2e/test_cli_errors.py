@@ -67,6 +67,12 @@ class BadInputTest(unittest.TestCase):
             archive.writestr('archive/hello.txt', 'hello')
         self.assertFailsCleanly([path, self.out], EXIT_BAD_INPUT, 'not a TorchScript model', unchanged=path)
 
+    def test_truncated_archive(self):
+        with open(sample('unet', 'scripted'), 'rb') as f:
+            data = f.read()
+        path = self.write('truncated.pt', data[:len(data) // 2])
+        self.assertFailsCleanly([path, self.out], EXIT_BAD_INPUT, 'not a TorchScript model', unchanged=path)
+
     def test_torch_save_pickle(self):
         path = os.path.join(self.dir, 'state.pt')
         torch.save(torch.nn.Conv2d(1, 1, 1), path)
