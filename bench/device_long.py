@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""On a CUDA machine: (1) 20 SGD steps of a rewritten model track the original's losses;
+(2) 1,000 inference and 200 training steps keep device, pinned and resident memory flat.
+
+    device_long.py
+"""
+import os
+import resource
+import sys
+import tempfile
+
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, os.pardir, 'python'))
+sys.path.insert(0, os.path.join(HERE, os.pardir, 'samples'))
+import rdna1  # noqa: E402
+import sample_models  # noqa: E402
+
+
+def train(model, shape, steps, device, dtype=torch.float32, lr=0.01):
+    """Losses of `steps` SGD steps (momentum 0.9) on seeded random inputs, as train_rewritten.py."""
+    model.to(device=device, dtype=dtype).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    generator = torch.Generator().manual_seed(0)
+    losses = []
+    for _ in range(steps):
+        x = torch.randn(shape, generator=generator).to(device=device, dtype=dtype)
+        optimizer.zero_grad()
+        loss = model(x).square().mean()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
+def rss_mb():
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith('VmRSS:'):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def pinned_mb():
+    stats = torch.cuda.host_memory_stats() if hasattr(torch.cuda, 'host_memory_stats') else {}
+    return stats.get('reserved_bytes.current', stats.get('allocated_bytes.current', 0)) / 2**20
+
+
+def main():
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    workdir = tempfile.mkdtemp()
+    original = os.path.join(workdir, 'resnet18.pt')
+    sample_models.save('resnet18', 'scripted', original)
+    shape = (8, 3, 64, 64)
+    print(rdna1.runtime_info(), '| torch', torch.__version__, '|', torch.cuda.get_device_name())
+    # The judge: the original in float64 on the host. Float32 runs drift from it as SGD
+    # amplifies rounding; ours must drift no more than the original's own float32 runs.
+    exact = train(torch.jit.load(original), shape, 20, 'cpu', torch.float64)
+    drift = lambda losses: max(abs(a - b) / abs(b) for a, b in zip(losses, exact))  # noqa: E731
+    cudnn = train(torch.jit.load(original, map_location='cuda'), shape, 20, 'cuda')
+    with torch.backends.cudnn.flags(enabled=False):
+        native = train(torch.jit.load(original, map_location='cuda'), shape, 20, 'cuda')
+    print(f'training, 20 SGD steps, resnet18 b8 64x64: float64 losses {exact[0]:.4f} -> {exact[-1]:.4f}; '
+          f'drift of float32 runs from float64: original with cuDNN {drift(cudnn):.2e}, '
+          f'original with native CUDA kernels {drift(native):.2e}')
+    for regions in ('auto', 'conv'):
+        rewritten = os.path.join(workdir, f'resnet18.{regions}.pt')
+        rdna1.rewrite(original, rewritten, regions)
+        got = train(rdna1.load(rewritten, map_location='cuda'), shape, 20, 'cuda')
+        print(f'  rewritten --regions={regions}: losses {got[0]:.4f} -> {got[-1]:.4f}, drift {drift(got):.2e}')
+        assert drift(got) <= 2 * max(drift(cudnn), drift(native), 1e-4), drift(got)
+
+    model = rdna1.load(os.path.join(workdir, 'resnet18.auto.pt'), map_location='cuda').eval()
+    marks = {}
+    with torch.inference_mode():
+        for step in range(1, 1001):
+            model(torch.randn(shape, device='cuda'))
+            if step in (100, 1000):
+                torch.cuda.synchronize()
+                marks[step] = (torch.cuda.memory_allocated() / 2**20, pinned_mb(), rss_mb())
+    print('inference, 1000 steps (MB at step 100 -> 1000): device {:.1f} -> {:.1f}, pinned {:.1f} -> {:.1f}, '
+          'resident {:.1f} -> {:.1f}'.format(marks[100][0], marks[1000][0], marks[100][1], marks[1000][1],
+                                             marks[100][2], marks[1000][2]))
+    assert marks[1000][0] <= marks[100][0] + 1 and marks[1000][1] <= marks[100][1] + 1
+    assert marks[1000][2] <= marks[100][2] + 64
+
+    model = rdna1.load(os.path.join(workdir, 'resnet18.conv.pt'), map_location='cuda')
+    marks = {}
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+    for step in range(1, 201):
+        optimizer.zero_grad(set_to_none=True)
+        model(torch.randn(shape, device='cuda')).square().mean().backward()
+        optimizer.step()
+        if step in (20, 200):
+            torch.cuda.synchronize()
+            marks[step] = (torch.cuda.memory_allocated() / 2**20, pinned_mb(), rss_mb())
+    print('training, 200 steps (MB at step 20 -> 200): device {:.1f} -> {:.1f}, pinned {:.1f} -> {:.1f}, '
+          'resident {:.1f} -> {:.1f}'.format(marks[20][0], marks[200][0], marks[20][1], marks[200][1],
+                                             marks[20][2], marks[200][2]))
+    assert marks[200][0] <= marks[20][0] + 1 and marks[200][1] <= marks[20][1] + 1
+    assert marks[200][2] <= marks[20][2] + 64
+    print('long runs: PASS')
+
+
+if __name__ == '__main__':
+    main()
