@@ -2,6 +2,8 @@
 """rdna1-rewrite on bad input: one clear line, a documented exit code, IN unchanged, no OUT."""
 import os
 import shutil
+import stat
+import subprocess
 import tempfile
 import unittest
 import zipfile
@@ -103,6 +105,69 @@ class BadInputTest(unittest.TestCase):
         self.assertEqual(result.returncode, EXIT_CANNOT_WRITE, result.stderr)
         self.assertIn("no directory", result.stderr)
         self.assertEqual(os.listdir(self.dir), [])
+
+    def test_output_is_not_a_regular_file(self):
+        fifo = os.path.join(self.dir, 'pipe')
+        os.mkfifo(fifo)
+        self.assertFailsCleanly([sample('audio', 'scripted'), fifo], EXIT_CANNOT_WRITE, 'not a regular file')
+        self.assertTrue(stat.S_ISFIFO(os.stat(fifo).st_mode))
+
+    def test_unwritable_output_directory(self):
+        readonly = os.path.join(self.dir, 'readonly')
+        os.mkdir(readonly, 0o555)
+        if os.access(readonly, os.W_OK):
+            self.skipTest('running as root, which may write anyway: see test_read_only_file_system')
+        self.assertFailsCleanly([sample('audio', 'scripted'), os.path.join(readonly, 'out.pt')], EXIT_CANNOT_WRITE,
+                                'is not writable')
+
+    def in_small_file_system(self, mount_options, *args):
+        """Runs the tool with OUT on a fresh 1 MiB tmpfs mounted with `mount_options`, in a private
+        mount namespace; returns the result and what the file system held afterwards."""
+        if shutil.which('unshare') is None:
+            self.skipTest('unshare is not installed')
+        probe = subprocess.run(['unshare', '-m', 'true'], capture_output=True)
+        if probe.returncode != 0:
+            self.skipTest(f'cannot make a mount namespace here: {probe.stderr.decode().strip()}')
+        mount_point = os.path.join(self.dir, 'fs')
+        os.mkdir(mount_point)
+        script = ('mount -t tmpfs -o size=1m tmpfs "$1" && mount -o "remount,$2" "$1" && shift 2 && '
+                  '"$@" 2>&1; code=$?; echo "files: $(ls -A "$MOUNT_POINT")"; exit $code')
+        result = subprocess.run(['unshare', '-m', 'sh', '-c', script, 'sh', mount_point, mount_options, TOOL, *args],
+                                capture_output=True, text=True, env={**os.environ, 'MOUNT_POINT': mount_point})
+        os.rmdir(mount_point)
+        *output, listing = result.stdout.splitlines()
+        return result.returncode, '\n'.join(output), listing.strip()
+
+    def test_full_file_system(self):
+        source = sample('resnet18', 'scripted')  # 40 MB: far more than the 1 MiB file system holds
+        before = digest(source)
+        code, output, listing = self.in_small_file_system('rw', source, os.path.join(self.dir, 'fs', 'out.pt'))
+        self.assertEqual(code, EXIT_CANNOT_WRITE, output)
+        self.assertEqual(output.count('\n'), 0, output)
+        self.assertRegex(output, r"^rdna1-rewrite: error: cannot write '.*out.pt': No space left on device$")
+        self.assertEqual(listing, 'files:', 'partial output or temporary file left behind')
+        self.assertEqual(digest(source), before)
+
+    def test_read_only_file_system(self):
+        source = sample('audio', 'scripted')
+        code, output, listing = self.in_small_file_system('ro', source, os.path.join(self.dir, 'fs', 'out.pt'))
+        self.assertEqual(code, EXIT_CANNOT_WRITE, output)
+        self.assertRegex(output, r"^rdna1-rewrite: error: cannot write '.*out.pt': directory '.*' is not writable: "
+                                 r"Read-only file system$")
+        self.assertEqual(listing, 'files:')
+
+    def test_model_without_convolutions(self):
+        path = os.path.join(self.dir, 'mlp.pt')
+        model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+        torch.jit.script(model).save(path)
+        before = digest(path)
+        result = rewrite(path, self.out)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn('nothing to rewrite', result.stdout)
+        self.assertEqual(result.stderr, '')
+        self.assertEqual(digest(path), before)
+        x = torch.randn(3, 4)
+        torch.testing.assert_close(torch.jit.load(self.out)(x), torch.jit.load(path)(x), rtol=0, atol=0)
 
     def test_missing_output_argument(self):
         result = rewrite(sample('audio', 'scripted'))

@@ -1,6 +1,7 @@
 #include "RewriteFile.h"
 
 #include "ToolError.h"
+#include "WriteModuleFile.h"
 
 #include <caffe2/serialize/inline_container.h>
 #include <torch/csrc/jit/serialization/import.h>
@@ -11,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <system_error>
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -102,15 +104,21 @@ void checkOutputPath(const std::string &input, const std::string &output) {
   if (fs::exists(output, ec) && fs::equivalent(input, output, ec))
     throw ToolError(kExitCannotWrite,
                     "refusing to overwrite the input '" + input + "': choose another OUT");
-  if (fs::is_directory(output, ec))
+  const auto status = fs::status(output, ec);
+  if (fs::is_directory(status))
     throw ToolError(kExitCannotWrite, "cannot write '" + output + "': it is a directory");
+  // OUT is replaced by a rename, which would swap a device or pipe for a file.
+  if (fs::exists(status) && !fs::is_regular_file(status))
+    throw ToolError(kExitCannotWrite, "cannot write '" + output +
+                                          "': it is not a regular file (a device, pipe or socket)");
   const fs::path parent = fs::absolute(output, ec).parent_path();
   if (!fs::is_directory(parent, ec))
     throw ToolError(kExitCannotWrite,
                     "cannot write '" + output + "': no directory '" + parent.string() + "'");
   if (::access(parent.c_str(), W_OK) != 0)
     throw ToolError(kExitCannotWrite, "cannot write '" + output + "': directory '" +
-                                          parent.string() + "' is not writable");
+                                          parent.string() +
+                                          "' is not writable: " + std::strerror(errno));
 }
 
 // Writes next to `output` (or, for a dry run, in the temporary directory); the
@@ -123,7 +131,13 @@ std::string writeTemporary(const torch::jit::Module &module, const RewriteReques
       request.dryRun ? (fs::temp_directory_path() / ("rdna1-verify" + suffix + ".pt")).string()
                      : request.output + suffix;
   try {
-    module.save(temporary, extra);
+    writeModuleFile(module, temporary, extra);
+  } catch (const std::system_error &error) {
+    std::error_code ignored;
+    if (error.code() != std::errc::file_exists)
+      fs::remove(temporary, ignored);
+    throw ToolError(kExitCannotWrite,
+                    "cannot write '" + request.output + "': " + error.code().message());
   } catch (const std::exception &error) {
     std::error_code ignored;
     fs::remove(temporary, ignored);
