@@ -2,7 +2,9 @@
 # The device machine's one script: build the runtime against the local (pip) torch, check that
 # rewritten models never reach cuDNN/MIOpen and match their originals, then benchmark.
 #
-#   bench/device.sh [benchmark.py options]
+#   bench/device.sh [benchmark.py options]   check, then benchmark
+#   bench/device.sh zoo [device_zoo.py options]   zoo and model shapes on device inputs
+#   bench/device.sh long                          long runs and CUDA training parity
 #
 # Models are made and rewritten there (rdna1.rewrite needs no LLVM).
 # Writes logs to $OUT when set (the device tool's result folder).
@@ -21,6 +23,10 @@ echo "built $(ls build-device/lib/librdna1_runtime.so) against torch $(python3 -
 export RDNA1_RUNTIME=$PWD/build-device/lib/librdna1_runtime.so
 
 export PYTHONPATH=$PWD/python
+case "${1:-}" in
+  zoo) shift; python3 bench/device_zoo.py "$@" 2>&1 | grep -v -i warn | tee "$out/device_zoo.log"; exit "${PIPESTATUS[0]}" ;;
+  long) shift; python3 bench/device_long.py "$@" 2>&1 | tee "$out/device_long.log"; exit "${PIPESTATUS[0]}" ;;
+esac
 python3 samples/make_samples.py build-device/samples --only resnet18 >/dev/null
 python3 -c 'import rdna1; print(rdna1.rewrite("build-device/samples/resnet18_scripted.pt", "build-device/samples/resnet18_scripted.rdna1.pt"))'
 python3 bench/device_check.py build-device/samples/resnet18_scripted.rdna1.pt 2>&1 | grep -v -i warn | tee "$out/device_check.log"
