@@ -21,8 +21,12 @@ HostParamCache &HostParamCache::get() {
 }
 
 bool HostParamCache::isCurrent(const Entry &entry, const at::Tensor &param) {
+  // Dtype and shape too: model.to(dtype) swaps each parameter's data, and a
+  // caching device allocator may hand the new data the old address (same bytes
+  // per element: float16 <-> bfloat16).
   return !param.is_inference() && !entry.owner.expired() && entry.version == param._version() &&
-         entry.data == param.data_ptr() && entry.device == param.device();
+         entry.data == param.data_ptr() && entry.device == param.device() &&
+         entry.host.scalar_type() == param.scalar_type() && entry.host.sizes() == param.sizes();
 }
 
 void HostParamCache::dropExpired() {

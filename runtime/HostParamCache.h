@@ -2,7 +2,8 @@
 // the bus once, not once per forward. An entry is reused only while it is
 // provably the same data: same tensor (held weakly, so its address cannot be
 // reused), same version counter (in-place updates such as optimizer steps bump
-// it), same data pointer and device (model.to(), set_()). Thread-safe.
+// it), same data pointer, device, dtype and shape (model.to(), set_()).
+// Thread-safe.
 //
 // Not seen: writes through `param.data` (it has a version counter of its own),
 // as old-style code does (`p.data.copy_(...)`). Call clear() after such writes.

@@ -512,6 +512,20 @@ TEST_F(HostParamCacheTest, SetAndSetDataInvalidate) {
   EXPECT_TRUE(at::equal(afterSetData[0], replacement));
 }
 
+// model.to(dtype) on a device: new data that may land at the old address.
+TEST_F(HostParamCacheTest, SameAddressWithAnotherDtypeOrShapeInvalidates) {
+  at::Tensor p = at::randn({4, 6}).to(at::kHalf);
+  cache.lookup({p});
+  p.set_data(p.view(at::kBFloat16)); // same data pointer and version, another dtype
+  const std::vector<at::Tensor> asBFloat16 = cache.lookup({p});
+  EXPECT_EQ(copierCalls(), 2u);
+  EXPECT_EQ(asBFloat16[0].scalar_type(), at::kBFloat16);
+  p.set_data(p.view({6, 4})); // and another shape
+  const std::vector<at::Tensor> reshaped = cache.lookup({p});
+  EXPECT_EQ(copierCalls(), 3u);
+  EXPECT_EQ(reshaped[0].sizes(), p.sizes());
+}
+
 TEST_F(HostParamCacheTest, DestroyedParamsAreDroppedAndNeverServedToNewTensors) {
   at::Tensor a = at::randn({3});
   at::Tensor b = at::randn({3});
