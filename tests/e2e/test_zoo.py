@@ -1,0 +1,179 @@
+#!/usr/bin/python3
+"""torchvision's model zoo through the CLI, scripted and traced: no convolution left, outputs and
+every gradient match the original, the runtime runs as many convolutions as torch.profiler counts
+in the original's forward, and --report lists every rewritten node by class, method and kind.
+
+ZOO_SHARD=K/N runs every N-th model but the giants, starting at K (ctest runs the shards side by
+side); ZOO_SHARD=giants runs the models over 190M parameters; ZOO_MODELS=a,b runs just those.
+"""
+import gc
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import unittest
+from collections import Counter
+
+import torch
+
+import rdna1
+import zoo_models
+from e2e_support import aten_convolutions, inlined_kinds, rewrite
+
+# Relative to the largest magnitude of each compared tensor: the host convolutions are ATen's own,
+# but regions run them on channels-last copies, which changes the summation order.
+TOLERANCE = 1e-4
+
+
+def is_convolution(kind):
+    return kind.startswith('aten::') and 'conv' in kind and kind != 'aten::conv_tbc'
+
+
+def selected_models():
+    wanted = os.environ.get('ZOO_MODELS')
+    if wanted:
+        return wanted.split(',')
+    if os.environ.get('ZOO_SHARD') == 'giants':
+        return list(zoo_models.GIANTS)
+    shard, count = (int(n) for n in os.environ.get('ZOO_SHARD', '0/1').split('/'))
+    return [name for name in zoo_models.names() if name not in zoo_models.GIANTS][shard::count]
+
+
+def tensors_of(value):
+    """The tensors of a model's output (tensor, tuple, list or dict, nested; None skipped), in order."""
+    if value is None:
+        return []
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, dict):
+        return [t for key in sorted(value) for t in tensors_of(value[key])]
+    return [t for item in value for t in tensors_of(item)]
+
+
+def outputs_and_grads(module, x):
+    """Outputs, then the input's and every parameter's gradient of a seeded random-weighted sum."""
+    x = x.clone().requires_grad_(True)
+    outputs = tensors_of(module(x))
+    generator = torch.Generator().manual_seed(1)
+    loss = sum((y * torch.randn(y.shape, generator=generator)).sum() for y in outputs)
+    parameters = list(module.parameters())
+    grads = torch.autograd.grad(loss, [x] + parameters, allow_unused=True)
+    return [y.detach() for y in outputs] + list(grads)
+
+
+def profiled_convolutions(module, x):
+    """Convolution calls in one forward of `module` (eager or TorchScript), counted by torch.profiler as aten::_convolution
+    events: every convolution spelling (conv2d, conv_transpose3d, convolution, 'same' padding, ...)
+    dispatches through it exactly once. (Counting outermost 'conv' events instead is unreliable: the
+    profiler does not always nest them.)"""
+    with torch.no_grad(), torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
+        module(x)
+    return sum(1 for event in profile.events() if event.name == 'aten::_convolution')
+
+
+def runtime_convolutions(module, x):
+    rdna1.reset_counters()
+    with torch.no_grad():
+        module(x)
+    return rdna1.counters()['host_convolutions']
+
+
+def convolution_nodes_by_method(module):
+    """{(class, method): {kind: count}} of the convolution nodes in each method's own graph."""
+    found, seen = {}, set()
+
+    def visit(submodule):
+        owner = submodule._c._type().qualified_name()
+        if owner not in seen:
+            seen.add(owner)
+            for method in submodule._c._method_names():
+                kinds = Counter()
+
+                def walk(block):
+                    for node in block.nodes():
+                        if is_convolution(node.kind()):
+                            kinds[node.kind()] += 1
+                        for inner in node.blocks():
+                            walk(inner)
+                walk(submodule._c._get_method(method).graph)
+                if kinds:
+                    found[owner, method] = dict(kinds)
+        for child in submodule.children():
+            visit(child)
+    visit(module)
+    return found
+
+
+class ZooTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp()
+        rdna1.load_runtime()
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def check_model(self, name):
+        start = time.monotonic()
+        model, x = zoo_models.build(name)
+        # The eager model is the reference for both modes: scripting and tracing do not change it.
+        calls = profiled_convolutions(model, x)
+        self.assertGreater(calls, 0)
+        expected = outputs_and_grads(model, x)
+        for mode in ('scripted', 'traced'):
+            with self.subTest(mode=mode):
+                self.check_mode(name, mode, model, x, calls, expected)
+            gc.collect()
+        print(f'zoo: {name} {time.monotonic() - start:.1f}s', file=sys.stderr, flush=True)
+
+    def check_mode(self, name, mode, model, x, calls, expected):
+        path = os.path.join(self.dir, f'{name}_{mode}.pt')
+        out = os.path.join(self.dir, f'{name}_{mode}.rdna1.pt')
+        report_path = os.path.join(self.dir, f'{name}_{mode}.json')
+        # Traced with autograd on: under no_grad, attention would take its inference-only fast path.
+        module = torch.jit.script(model) if mode == 'scripted' else torch.jit.trace(model, x, strict=False,
+                                                                                   check_trace=False)
+        module.save(path)
+        nodes = convolution_nodes_by_method(module)
+        del module
+        result = rewrite(f'--report={report_path}', path, out)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        rewritten = rdna1.load(out)
+        os.remove(path)
+        os.remove(out)
+
+        kinds = inlined_kinds(rewritten)
+        self.assertEqual(aten_convolutions(kinds), [])
+        self.assertIn('rdna1::conv', kinds)
+
+        with open(report_path) as f:
+            report = json.load(f)
+        reported = {(m['class'], m['method']): m['convolutions'] for m in report['methods'] if m['convolutions']}
+        self.assertEqual(reported, nodes)
+        self.assertEqual(report['convolutions'], sum(sum(k.values()) for k in nodes.values()))
+
+        self.assertEqual(runtime_convolutions(rewritten, x), calls)
+
+        actual = outputs_and_grads(rewritten, x)
+        self.assertEqual(len(actual), len(expected))
+        for index, (got, want) in enumerate(zip(actual, expected)):
+            if want is None:
+                self.assertIsNone(got, index)
+                continue
+            scale = max(1.0, want.abs().max().item()) if want.numel() else 1.0
+            torch.testing.assert_close(got, want, rtol=TOLERANCE, atol=TOLERANCE * scale,
+                                       msg=lambda m: f'{name} {mode} value {index}: {m}')
+
+
+def _add_model_tests():
+    for name in selected_models():
+        setattr(ZooTest, f'test_{name}', lambda self, name=name: self.check_model(name))
+
+
+_add_model_tests()
+
+if __name__ == '__main__':
+    unittest.main()
