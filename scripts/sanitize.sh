@@ -31,7 +31,7 @@ total_start=$SECONDS
 for preset in asan tsan; do
   dir=build-$preset
   mkdir -p "$dir"
-  rm -f "$dir/test.log"
+  rm -f "$dir/test.log" "$dir/Testing/Temporary/LastTest.log"
   step "configure $preset" "$dir/configure.log" \
     cmake --preset "$preset" -DRDNA1_FUZZ_SECONDS="$fuzz_seconds" &&
     step "build $preset" "$dir/build.log" cmake --build --preset "$preset" &&
@@ -40,12 +40,14 @@ for preset in asan tsan; do
   if [[ -f $dir/test.log ]]; then
     while read -r line; do summary+=("  ${line#*: }"); done < <(grep -E 'Test +#[0-9]+:' "$dir/test.log")
   fi
+  # libFuzzer's final statistics, from the fuzz run's part of ctest's full log.
+  if [[ -f $dir/Testing/Temporary/LastTest.log ]]; then
+    while read -r line; do summary+=("  fuzz: $line"); done < <(
+      awk '/Testing: rewrite_fuzz$/ { on = 1 } /"rewrite_fuzz" end time/ { on = 0 } on' \
+        "$dir/Testing/Temporary/LastTest.log" |
+        grep -E '^(Done [0-9]+ runs|stat::new_units_added|rewrite_fuzzer: skipped)')
+  fi
 done
-# libFuzzer's final statistics; ctest keeps every test's output here.
-fuzz_log=build-asan/Testing/Temporary/LastTest.log
-if [[ -f $fuzz_log ]]; then
-  while read -r line; do summary+=("  fuzz: $line"); done < <(grep -E '^(Done [0-9]+ runs|stat::(number_of_executed_units|new_units_added|peak_rss_mb))' "$fuzz_log")
-fi
 
 echo "sanitize: summary"
 printf '  %s\n' "${summary[@]}"

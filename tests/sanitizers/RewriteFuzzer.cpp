@@ -2,6 +2,9 @@
 // `rdna1-rewrite --dry-run IN` calls it, with IN holding the fuzzer's bytes.
 // Its contract: any input ends in a result or a ToolError, never a crash, a
 // sanitizer report, or another exception (which the CLI would misreport).
+// Inputs that crash libtorch's own loader are skipped (LibtorchProbe.h), unless
+// RDNA1_FUZZ_PROBE=0: then the run finds libtorch's crashes too.
+#include "LibtorchProbe.h"
 #include "RewriteFile.h"
 #include "ToolError.h"
 
@@ -18,7 +21,8 @@
 
 namespace {
 
-// One file per process: libFuzzer's -fork and -jobs run several at once.
+// One file per process (libFuzzer's -fork and -jobs run several at once), in
+// TMPDIR: a crash leaves it behind.
 const std::string &inputPath() {
   static const std::string path = (std::filesystem::temp_directory_path() /
                                    ("rdna1-fuzz-" + std::to_string(::getpid()) + ".pt"))
@@ -26,8 +30,14 @@ const std::string &inputPath() {
   return path;
 }
 
-void removeInput() {
+int libtorchCrashes = 0;
+bool probe = true;
+
+void atExit() {
   std::remove(inputPath().c_str());
+  std::fprintf(stderr,
+               "rewrite_fuzzer: skipped %d inputs that libtorch's own loader cannot survive\n",
+               libtorchCrashes);
 }
 
 } // namespace
@@ -35,7 +45,10 @@ void removeInput() {
 extern "C" int LLVMFuzzerInitialize(int *, char ***) {
   // Intra-op threads would only add nondeterminism between runs of one input.
   at::set_num_threads(1);
-  std::atexit(removeInput);
+  const char *probeSetting = std::getenv("RDNA1_FUZZ_PROBE");
+  probe = !probeSetting || std::string(probeSetting) != "0";
+  inputPath(); // made before atExit is registered, so still there when it runs
+  std::atexit(atExit);
   return 0;
 }
 
@@ -47,6 +60,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       std::fprintf(stderr, "rewrite_fuzzer: cannot write %s\n", inputPath().c_str());
       std::abort();
     }
+  }
+  if (probe && !rdna1::testing::libtorchSurvivesLoading(inputPath(), 60, 1024)) {
+    ++libtorchCrashes;
+    return -1; // not kept in the corpus
   }
   rdna1::tool::RewriteRequest request;
   request.input = inputPath();
