@@ -25,21 +25,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, os.pardir, 'python'))
 sys.path.insert(0, os.path.join(HERE, os.pardir, 'tests', 'e2e'))
 import rdna1  # noqa: E402
+from e2e_support import output_tensors  # noqa: E402
 import shape_models  # noqa: E402
 import zoo_models  # noqa: E402
 
 DNN_MARKERS = ('cudnn', 'miopen')
 EXPLAIN = False  # --explain: print each tensor of ours that is off by more than 1e-4
-
-
-def tensors_of(value):
-    if value is None:
-        return []
-    if isinstance(value, torch.Tensor):
-        return [value]
-    if isinstance(value, dict):
-        return [t for key in sorted(value) for t in tensors_of(value[key])]
-    return [t for item in value for t in tensors_of(item)]
 
 
 def forward_backward(module, inputs, profile=False):
@@ -50,7 +41,7 @@ def forward_backward(module, inputs, profile=False):
     if torch.cuda.is_available():
         activities.append(torch.profiler.ProfilerActivity.CUDA)
     with torch.profiler.profile(activities=activities) if profile else contextlib.nullcontext() as prof:
-        outputs = tensors_of(module(*inputs))
+        outputs = output_tensors(module(*inputs))
         generator = torch.Generator().manual_seed(1)
         weighted = [(y.double() * torch.randn(y.shape, generator=generator, dtype=torch.float64).to(y.device)).sum()
                     for y in outputs if y.requires_grad]

@@ -59,3 +59,14 @@ def outputs_and_grads(module, x):
     weights = torch.randn(y.shape, generator=torch.Generator().manual_seed(1), dtype=y.dtype)
     (y * weights).sum().backward()
     return y.detach(), x.grad, [p.grad for p in module.parameters()]
+
+
+def output_tensors(value):
+    """The tensors of a model's output (tensor, tuple, list or dict, nested; None skipped), in order."""
+    if value is None:
+        return []
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, dict):
+        return [t for key in sorted(value) for t in output_tensors(value[key])]
+    return [t for item in value for t in output_tensors(item)]

@@ -12,7 +12,7 @@ import torch
 
 import rdna1
 import shape_models
-from e2e_support import aten_convolutions, inlined_kinds, rewrite
+from e2e_support import aten_convolutions, inlined_kinds, output_tensors, rewrite
 
 TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5, torch.bfloat16: 3e-2, torch.float16: 1e-2}
 DTYPE_MODELS = {
@@ -22,19 +22,12 @@ DTYPE_MODELS = {
 }
 
 
-def flatten(value):
-    """The tensors of a model's output (tensor, tuple or list, nested), in order."""
-    if isinstance(value, torch.Tensor):
-        return [value]
-    return [t for item in value for t in flatten(item)]
-
-
 def outputs_and_grads(module, inputs, method='forward'):
     """Outputs, input gradients and parameter gradients of a seeded random-weighted output sum."""
     inputs = [x.detach().clone().requires_grad_(x.is_floating_point()) for x in inputs]
     for p in module.parameters():
         p.grad = None
-    outputs = flatten(getattr(module, method)(*inputs))
+    outputs = output_tensors(getattr(module, method)(*inputs))
     generator = torch.Generator().manual_seed(1)
     loss = sum((y.float() * torch.randn(y.shape, generator=generator)).sum() for y in outputs if y.requires_grad)
     if isinstance(loss, torch.Tensor):

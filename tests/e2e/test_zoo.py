@@ -20,7 +20,7 @@ import torch
 
 import rdna1
 import zoo_models
-from e2e_support import aten_convolutions, inlined_kinds, rewrite
+from e2e_support import aten_convolutions, inlined_kinds, output_tensors, rewrite
 
 # Relative to the largest magnitude of each compared tensor: the host convolutions are ATen's own,
 # but regions run them on channels-last copies, which changes the summation order.
@@ -41,21 +41,10 @@ def selected_models():
     return [name for name in zoo_models.names() if name not in zoo_models.GIANTS][shard::count]
 
 
-def tensors_of(value):
-    """The tensors of a model's output (tensor, tuple, list or dict, nested; None skipped), in order."""
-    if value is None:
-        return []
-    if isinstance(value, torch.Tensor):
-        return [value]
-    if isinstance(value, dict):
-        return [t for key in sorted(value) for t in tensors_of(value[key])]
-    return [t for item in value for t in tensors_of(item)]
-
-
 def outputs_and_grads(module, x):
     """Outputs, then the input's and every parameter's gradient of a seeded random-weighted sum."""
     x = x.clone().requires_grad_(True)
-    outputs = tensors_of(module(x))
+    outputs = output_tensors(module(x))
     generator = torch.Generator().manual_seed(1)
     loss = sum((y * torch.randn(y.shape, generator=generator)).sum() for y in outputs)
     parameters = list(module.parameters())
