@@ -15,10 +15,9 @@
 namespace rdna1::testing {
 
 // Loads `path` as rdna1::tool::rewriteFile does, but with libtorch alone and in
-// a child process, and formats any error
-// it throws (what() is where the .debug_pkl crash happens). False if the child
-// died, asked for a block of more than `allocationLimitMiB`, or did not finish
-// within `seconds`.
+// a child process, and formats any error it throws (what() is where the
+// .debug_pkl crash happens). False if the child died, asked for a block of more
+// than `allocationLimitMiB`, or did not finish within `seconds`.
 bool libtorchSurvivesLoading(const std::string &path, unsigned seconds, long allocationLimitMiB);
 
 } // namespace rdna1::testing
