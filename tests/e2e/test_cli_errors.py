@@ -75,6 +75,18 @@ class BadInputTest(unittest.TestCase):
         path = self.write('truncated.pt', data[:len(data) // 2])
         self.assertFailsCleanly([path, self.out], EXIT_BAD_INPUT, 'not a TorchScript model', unchanged=path)
 
+    def test_archives_that_crash_libtorch(self):
+        # libtorch 1.13 segfaults or aborts loading these (tests/e2e/data/README.md); the tool
+        # rewrites in a child process and reports the crash.
+        for name, signal in (('libtorch-segv-class-constant.pt', 'Segmentation fault'),
+                             ('libtorch-abort-debug-records.pt', 'Aborted')):
+            with self.subTest(archive=name):
+                path = os.path.join(self.dir, name)
+                shutil.copy(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'data', name), path)
+                self.assertFailsCleanly([path, self.out], EXIT_BAD_INPUT,
+                                        f'libtorch crashed reading it ({signal}); the archive is malformed',
+                                        unchanged=path)
+
     def test_torch_save_pickle(self):
         path = os.path.join(self.dir, 'state.pt')
         torch.save(torch.nn.Conv2d(1, 1, 1), path)

@@ -1,5 +1,6 @@
 #include "RewriteFile.h"
 
+#include "CrashIsolation.h"
 #include "ToolError.h"
 #include "WriteModuleFile.h"
 
@@ -206,9 +207,11 @@ RewriteOutcome rewriteFile(const RewriteRequest &request) {
   checkReadable(request.input);
   if (!request.dryRun)
     checkOutputPath(request.input, request.output);
+  reportPhase("loading");
   torch::jit::ExtraFilesMap extra = inspectArchive(request.input);
   torch::jit::Module module = loadModel(request.input, extra);
   passes::ModuleReport report;
+  reportPhase("rewriting");
   try {
     report = passes::RewriteModule(module, request.options);
   } catch (const std::exception &error) {
@@ -222,7 +225,9 @@ RewriteOutcome rewriteFile(const RewriteRequest &request) {
   RewriteOutcome outcome{report, std::nullopt};
   if (request.dryRun && !request.verify.enabled)
     return outcome;
+  reportPhase("writing");
   TemporaryFile written(writeTemporary(module, request, extra));
+  reportPhase("verifying");
   if (request.verify.enabled)
     outcome.verified = verifyWritten(request, written.path());
   if (!request.dryRun)

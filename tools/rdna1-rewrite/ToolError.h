@@ -13,6 +13,7 @@ enum ExitCode : int {
   kExitCannotRewrite = 3, // a node would still reach cuDNN/MIOpen
   kExitCannotWrite = 4,   // OUT not writable, or the same file as IN
   kExitVerifyFailed = 5,  // --verify: the rewritten model differs, or could not run
+  kExitInternal = 6,      // the tool itself crashed (a bug: please report it)
 };
 
 class ToolError : public std::runtime_error {

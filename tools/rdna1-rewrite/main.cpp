@@ -1,5 +1,6 @@
 // rdna1-rewrite IN.pt OUT.pt: rewrites a TorchScript model so that its
 // convolutions run through the rdna1 runtime instead of cuDNN/MIOpen.
+#include "CrashIsolation.h"
 #include "HipProbe.h"
 #include "ReportJson.h"
 #include "RewriteFile.h"
@@ -68,7 +69,8 @@ constexpr const char *kOverview =
     "  rdna1.load(path) in Python, or torch::jit::load with librdna1_runtime.so linked.\n\n"
     "  Exit codes: 0 done, 1 bad command line, 2 IN unreadable or not TorchScript,\n"
     "  3 IN holds a node that cannot be rewritten, 4 OUT cannot be written,\n"
-    "  5 --verify found the models disagree (OUT not written).\n";
+    "  5 --verify found the models disagree (OUT not written),\n"
+    "  6 internal error (the tool crashed; nothing written).\n";
 
 void printVersion(llvm::raw_ostream &out) {
   out << "rdna1-rewrite " << RDNA1_VERSION << "\n" << rdna1::describeHipDevices() << "\n";
@@ -112,16 +114,7 @@ void printSummary(const passes::ModuleReport &report) {
   std::cout << destination << "\n";
 }
 
-} // namespace
-
-int main(int argc, char **argv) {
-  cl::HideUnrelatedOptions({&category, &verifyCategory});
-  cl::SetVersionPrinter(printVersion);
-  cl::ParseCommandLineOptions(argc, argv, kOverview);
-  if (!dryRun && outputPath.empty()) {
-    std::cerr << "rdna1-rewrite: error: missing <out.pt> (or pass --dry-run)\n";
-    return tool::kExitUsage;
-  }
+int rewrite() {
   try {
     tool::RewriteRequest request{inputPath, outputPath, dryRun, {}, {}};
     request.verify.enabled = verify || verifyGrad;
@@ -166,4 +159,17 @@ int main(int argc, char **argv) {
     std::cerr << "rdna1-rewrite: error: " << message.substr(0, message.find('\n')) << "\n";
     return tool::kExitCannotRewrite;
   }
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  cl::HideUnrelatedOptions({&category, &verifyCategory});
+  cl::SetVersionPrinter(printVersion);
+  cl::ParseCommandLineOptions(argc, argv, kOverview);
+  if (!dryRun && outputPath.empty()) {
+    std::cerr << "rdna1-rewrite: error: missing <out.pt> (or pass --dry-run)\n";
+    return tool::kExitUsage;
+  }
+  return tool::runIsolated(rewrite, inputPath, dryRun ? std::string() : std::string(outputPath));
 }
