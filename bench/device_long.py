@@ -49,6 +49,21 @@ def pinned_mb():
     return stats.get('reserved_bytes.current', stats.get('allocated_bytes.current', 0)) / 2**20
 
 
+def assert_memory_flat(what, steps, step):
+    """Runs `step` `steps` times; device and pinned memory may grow by 1 MB and the resident set
+    by 64 MB from 10% of the run to its end."""
+    warm, marks = steps // 10, {}
+    for index in range(1, steps + 1):
+        step()
+        if index in (warm, steps):
+            torch.cuda.synchronize()
+            marks[index] = (torch.cuda.memory_allocated() / 2**20, pinned_mb(), rss_mb())
+    (device0, pinned0, resident0), (device1, pinned1, resident1) = marks[warm], marks[steps]
+    print(f'{what}, {steps} steps (MB at step {warm} -> {steps}): device {device0:.1f} -> {device1:.1f}, '
+          f'pinned {pinned0:.1f} -> {pinned1:.1f}, resident {resident0:.1f} -> {resident1:.1f}')
+    assert device1 <= device0 + 1 and pinned1 <= pinned0 + 1 and resident1 <= resident0 + 64
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--inference-steps', type=int, default=10_000)
@@ -79,36 +94,17 @@ def main():
         assert drift(got) <= 2 * max(drift(cudnn), drift(native), 1e-4), drift(got)
 
     model = rdna1.load(os.path.join(workdir, 'resnet18.auto.pt'), map_location='cuda').eval()
-    marks = {}
-    steps, warm = args.inference_steps, args.inference_steps // 10
     with torch.inference_mode():
-        for step in range(1, steps + 1):
-            model(torch.randn(shape, device='cuda'))
-            if step in (warm, steps):
-                torch.cuda.synchronize()
-                marks[step] = (torch.cuda.memory_allocated() / 2**20, pinned_mb(), rss_mb())
-    print('inference, {} steps (MB at step {} -> {}): device {:.1f} -> {:.1f}, pinned {:.1f} -> {:.1f}, '
-          'resident {:.1f} -> {:.1f}'.format(steps, warm, steps, marks[warm][0], marks[steps][0], marks[warm][1],
-                                             marks[steps][1], marks[warm][2], marks[steps][2]))
-    assert marks[steps][0] <= marks[warm][0] + 1 and marks[steps][1] <= marks[warm][1] + 1
-    assert marks[steps][2] <= marks[warm][2] + 64
+        assert_memory_flat('inference', args.inference_steps, lambda: model(torch.randn(shape, device='cuda')))
 
     model = rdna1.load(os.path.join(workdir, 'resnet18.conv.pt'), map_location='cuda')
-    marks = {}
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
-    steps, warm = args.training_steps, args.training_steps // 10
-    for step in range(1, steps + 1):
+
+    def training_step():
         optimizer.zero_grad(set_to_none=True)
         model(torch.randn(shape, device='cuda')).square().mean().backward()
         optimizer.step()
-        if step in (warm, steps):
-            torch.cuda.synchronize()
-            marks[step] = (torch.cuda.memory_allocated() / 2**20, pinned_mb(), rss_mb())
-    print('training, {} steps (MB at step {} -> {}): device {:.1f} -> {:.1f}, pinned {:.1f} -> {:.1f}, '
-          'resident {:.1f} -> {:.1f}'.format(steps, warm, steps, marks[warm][0], marks[steps][0], marks[warm][1],
-                                             marks[steps][1], marks[warm][2], marks[steps][2]))
-    assert marks[steps][0] <= marks[warm][0] + 1 and marks[steps][1] <= marks[warm][1] + 1
-    assert marks[steps][2] <= marks[warm][2] + 64
+    assert_memory_flat('training', args.training_steps, training_step)
     print('long runs: PASS')
 
 
