@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
-# The device machine's one script: build the runtime against the local (pip) torch, check that
-# rewritten models never reach cuDNN/MIOpen and match their originals, then benchmark.
+# The device machine's one script: build the runtime against the local (pip) torch, then run the
+# named steps in order (default: check bench). Logs go to $OUT when set (the device tool's result
+# folder), else build-device/out.
 #
-#   bench/device.sh [benchmark.py options]   check, then benchmark
-#   bench/device.sh zoo [device_zoo.py options]   zoo and model shapes on device inputs
-#   bench/device.sh long                          long runs and CUDA training parity
+#   check      a rewritten resnet18 never reaches cuDNN/MIOpen and matches (device_check.py)
+#   bench      host-path benchmark (benchmark.py; BENCH_ARGS for its options)
+#   probe      the device probe's verdict for each GPU (rdna1.probe, refreshed)
+#   state      zoo models with batch norm: training-mode state_dict after --regions auto, max and
+#              conv matches the original on the GPU (device_zoo.py --training-state-only)
+#   devzoo     one zoo model per family and the model shapes with backend device: no cuDNN/MIOpen,
+#              0 bytes across the bus, accuracy as the original's (device_zoo.py --backend device)
+#   zoo        device_zoo.py with ZOO_ARGS (the whole zoo, host backend, by default)
+#   long       long runs and CUDA training parity (device_long.py)
+#   backends   backend device against the original with the DNN library off (backends.py)
 #
 # Models are made and rewritten there (rdna1.rewrite needs no LLVM).
-# Writes logs to $OUT when set (the device tool's result folder).
-set -euo pipefail
+set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-build-device/out}
 mkdir -p "$out"
@@ -21,13 +28,35 @@ cmake -S . -B build-device -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PA
 cmake --build build-device -j16 >"$out/build.log" 2>&1 || { grep -A5 error "$out/build.log" | head -60; exit 1; }
 echo "built $(ls build-device/lib/librdna1_runtime.so) against torch $(python3 -c 'import torch; print(torch.__version__)')"
 export RDNA1_RUNTIME=$PWD/build-device/lib/librdna1_runtime.so
-
 export PYTHONPATH=$PWD/python
-case "${1:-}" in
-  zoo) shift; python3 bench/device_zoo.py "$@" 2>&1 | grep -v -i warn | tee "$out/device_zoo.log"; exit "${PIPESTATUS[0]}" ;;
-  long) shift; python3 bench/device_long.py "$@" 2>&1 | tee "$out/device_long.log"; exit "${PIPESTATUS[0]}" ;;
-esac
-python3 samples/make_samples.py build-device/samples --only resnet18 >/dev/null
-python3 -c 'import rdna1; print(rdna1.rewrite("build-device/samples/resnet18_scripted.pt", "build-device/samples/resnet18_scripted.rdna1.pt"))'
-python3 bench/device_check.py build-device/samples/resnet18_scripted.rdna1.pt 2>&1 | grep -v -i warn | tee "$out/device_check.log"
-python3 bench/benchmark.py --out "$out" "$@" 2>&1 | tee "$out/benchmark.log"
+
+status=0
+step() { # step NAME COMMAND...: runs it, logs to $out/NAME.log, remembers a failure
+  local name=$1 start=$SECONDS
+  shift
+  echo "=== $name: $*"
+  "$@" 2>&1 | grep -v -i warn | tee "$out/$name.log"
+  local result=${PIPESTATUS[0]}
+  echo "=== $name: exit $result after $((SECONDS - start)) s"
+  ((result == 0)) || status=1
+}
+
+for name in "${@:-check bench}"; do
+  for s in $name; do
+    case $s in
+      check)
+        python3 samples/make_samples.py build-device/samples --only resnet18 >/dev/null
+        python3 -c 'import rdna1; print(rdna1.rewrite("build-device/samples/resnet18_scripted.pt", "build-device/samples/resnet18_scripted.rdna1.pt"))'
+        step check python3 bench/device_check.py build-device/samples/resnet18_scripted.rdna1.pt ;;
+      bench) step bench python3 bench/benchmark.py --out "$out" ${BENCH_ARGS:-} ;;
+      probe) step probe python3 -c 'import rdna1; print(rdna1.probe(True)); print(rdna1.probe())' ;;
+      state) step state python3 bench/device_zoo.py --only zoo --training-state-only ${STATE_ARGS:-} ;;
+      devzoo) step devzoo python3 bench/device_zoo.py --backend device --set families ${DEVZOO_ARGS:-} ;;
+      zoo) step zoo python3 bench/device_zoo.py ${ZOO_ARGS:-} ;;
+      long) step long python3 bench/device_long.py ;;
+      backends) step backends python3 bench/backends.py --out "$out" ${BACKENDS_ARGS:-} ;;
+      *) echo "device.sh: unknown step '$s'" >&2; exit 2 ;;
+    esac
+  done
+done
+exit $status

@@ -8,7 +8,14 @@ many host convolutions as the original's aten::_convolution calls, and that outp
 gradient are as close to float64 as the original's on the GPU (cuDNN, TF32 off), in the relative
 2-norm. The shapes also run channels-last, zero-size batches, float16 and bfloat16.
 
-    device_zoo.py [--only zoo|shapes] [--shard K/N] [--models a,b] [--device cpu]
+With --backend device the rewritten models convolve on the GPU through the runtime's native
+kernels instead of on the host, and no byte may cross the bus. With --training-state, models with
+batch norm (scripted, rewritten with each of --state-regions) run three training-mode forwards on
+the device, and their whole state_dict (running statistics, num_batches_tracked) must match the
+original's; --training-state-only skips the other checks.
+
+    device_zoo.py [--only zoo|shapes] [--set families] [--shard K/N] [--models a,b] [--device cpu]
+                  [--backend host|device] [--training-state[-only]] [--state-regions auto,max,conv]
 """
 import argparse
 import contextlib
@@ -31,6 +38,7 @@ import zoo_models  # noqa: E402
 
 DNN_MARKERS = ('cudnn', 'miopen')
 EXPLAIN = False  # --explain: print each tensor of ours that is off by more than 1e-4
+BACKEND = 'host'  # --backend
 
 
 def forward_backward(module, inputs, profile=False):
@@ -63,12 +71,15 @@ def convolution_calls(module, inputs):
     return sum(1 for event in prof.events() if event.name == 'aten::_convolution')
 
 
-def host_convolutions(module, inputs):
+def runtime_convolutions(module, inputs):
+    """Convolutions the runtime ran in one forward (host or native), and the bytes it moved."""
     rdna1.reset_counters()
     with torch.no_grad():
         module(*inputs)
     synchronize()
-    return rdna1.counters()['host_convolutions']
+    c = rdna1.counters()
+    moved = c['to_host_bytes'] + c['to_device_bytes'] + c['param_bytes']
+    return c['host_convolutions'] + c['native_convolutions'], moved
 
 
 def error(actual, reference, explain=False):
@@ -94,10 +105,10 @@ def channels_last(x):
     return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
 
 
-def rewritten_copy(module, directory, name, device):
+def rewritten_copy(module, directory, name, device, regions='auto'):
     path, out = os.path.join(directory, name + '.pt'), os.path.join(directory, name + '.rdna1.pt')
     module.save(path)
-    rdna1.rewrite(path, out)
+    rdna1.rewrite(path, out, regions)
     os.remove(path)
     rewritten = rdna1.load(out, map_location=device)
     os.remove(out)
@@ -120,8 +131,9 @@ def check(name, model, inputs, directory, variants, device):
     actual, names = forward_backward(rewritten, inputs, profile=True)
     dnn = [n for n in names if any(marker in n.lower() for marker in DNN_MARKERS)]
     assert not dnn, f'cuDNN/MIOpen ops ran: {dnn[:3]}'
-    calls, hosted = convolution_calls(model, inputs), host_convolutions(rewritten, inputs)
-    assert calls == hosted, f'original makes {calls} convolution calls, the runtime ran {hosted}'
+    calls, (ran, moved) = convolution_calls(model, inputs), runtime_convolutions(rewritten, inputs)
+    assert calls == ran, f'original makes {calls} convolution calls, the runtime ran {ran}'
+    assert BACKEND != 'device' or moved == 0, f'backend device moved {moved} bytes across the bus'
     results = {}
 
     def judge(variant, ours, original, floor):
@@ -154,7 +166,48 @@ def check(name, model, inputs, directory, variants, device):
             judge(variant, ours, original, floor)
     summary = ', '.join(f'{variant} {ours:.1e} (original {original:.1e}' + (f', on host {host:.1e})' if host else ')')
                         for variant, (ours, original, host) in results.items())
-    return f'{calls} convolutions on the host, no cuDNN/MIOpen op; relative error vs float64: {summary}'
+    where = 'on the host' if BACKEND == 'host' else 'on the device, 0 bytes moved'
+    return f'{calls} convolutions {where}, no cuDNN/MIOpen op; relative error vs float64: {summary}'
+
+
+def has_batch_norm(model):
+    return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+def train_mode_state(module, inputs, forwards=3):
+    module.train()
+    torch.manual_seed(0)
+    for _ in range(forwards):
+        output_tensors(module(*inputs))
+    synchronize()
+    return {key: value.detach().cpu() for key, value in module.state_dict().items()}
+
+
+def check_training_state(name, model, inputs, directory, device, regions_modes):
+    """Three training-mode forwards of the original and of the rewritten model on the device (each
+    regions mode): the whole state_dict must agree; returns the worst difference per mode."""
+    scripted = torch.jit.script(model)
+    inputs = [x.to(device) for x in inputs]
+    expected = train_mode_state(copy.deepcopy(scripted).to(device), inputs)
+    initial = {key: value.detach().cpu() for key, value in scripted.state_dict().items()}
+    moved = [k for k in expected if k.endswith('running_mean') and not torch.equal(expected[k], initial[k])]
+    assert moved, 'the original\'s running statistics did not move'
+    worst = {}
+    for regions in regions_modes:
+        rewritten = rewritten_copy(copy.deepcopy(scripted), directory, name, device, regions)
+        actual = train_mode_state(rewritten, inputs)
+        assert sorted(actual) == sorted(expected), 'state_dict keys differ'
+        error = 0.0
+        for key, want in expected.items():
+            got = actual[key]
+            if not want.is_floating_point():
+                assert torch.equal(got, want), f'{regions}: {key} {got.tolist()} != {want.tolist()}'
+                continue
+            scale = max(1.0, want.abs().max().item()) if want.numel() else 1.0
+            error = max(error, (got - want).abs().max().item() / scale if want.numel() else 0.0)
+        assert error <= 1e-4, f'{regions}: state differs by {error:.2e} (relative to max(1, |value|))'
+        worst[regions] = error
+    return 'training-mode state matches: ' + ', '.join(f'{r} {e:.1e}' for r, e in worst.items())
 
 
 def main():
@@ -164,9 +217,16 @@ def main():
     parser.add_argument('--models', help='comma-separated names')
     parser.add_argument('--device', default='cuda', help="'cpu' to try this script where no GPU is")
     parser.add_argument('--explain', action='store_true', help='print the tensors that are off')
+    parser.add_argument('--set', choices=['all', 'families'], default='all',
+                        help='families: one zoo model per architecture family')
+    parser.add_argument('--backend', choices=['host', 'device'], default='host')
+    parser.add_argument('--training-state', action='store_true')
+    parser.add_argument('--training-state-only', action='store_true')
+    parser.add_argument('--state-regions', default='auto,max,conv')
     args = parser.parse_args()
-    global EXPLAIN
-    EXPLAIN = args.explain
+    global EXPLAIN, BACKEND
+    EXPLAIN, BACKEND = args.explain, args.backend
+    rdna1.set_backend(args.backend)
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     gpu = torch.cuda.get_device_name() if args.device != 'cpu' else 'no GPU'
@@ -179,7 +239,7 @@ def main():
                 jobs.append((name, lambda name=name: shape_models.build(name),
                              ('channels_last', 'zero_batch', 'float16', 'bfloat16')))
     if args.only != 'shapes':
-        for name in zoo_models.names():
+        for name in (zoo_models.FAMILIES if args.set == 'families' else zoo_models.names()):
             jobs.append((name, lambda name=name: (lambda m, x: (m, [x]))(*zoo_models.build(name)),
                          ('channels_last',)))
     if args.models:
@@ -187,14 +247,22 @@ def main():
     shard, count = (int(n) for n in args.shard.split('/'))
     jobs = jobs[shard::count]
 
-    failures = []
+    failures, passed = [], 0
     with tempfile.TemporaryDirectory() as directory:
         for name, build, variants in jobs:
             start = time.monotonic()
             try:
                 model, inputs = build()
-                line = check(name, model, inputs, directory, variants, args.device)
-                print(f'PASS {name}: {line} ({time.monotonic() - start:.1f}s)', flush=True)
+                lines = []
+                if not args.training_state_only:
+                    lines.append(check(name, copy.deepcopy(model), inputs, directory, variants, args.device))
+                if (args.training_state or args.training_state_only) and has_batch_norm(model):
+                    lines.append(check_training_state(name, model, inputs, directory, args.device,
+                                                      args.state_regions.split(',')))
+                if not lines:
+                    continue
+                passed += 1
+                print(f'PASS {name}: {"; ".join(lines)} ({time.monotonic() - start:.1f}s)', flush=True)
             except Exception as error:  # report every model, then fail
                 failures.append(name)
                 print(f'FAIL {name}: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ""}',
@@ -202,7 +270,7 @@ def main():
                 traceback.print_exc(limit=3)
             if args.device != 'cpu':
                 torch.cuda.empty_cache()
-    print(f'device zoo: {len(jobs) - len(failures)}/{len(jobs)} models pass'
+    print(f'device zoo: {passed}/{passed + len(failures)} models pass'
           + (f'; failed: {", ".join(failures)}' if failures else ''))
     sys.exit(1 if failures else 0)
 

@@ -5,6 +5,7 @@
 #include "LowerBatchNorms.h"
 #include "LowerConvolutionBackward.h"
 #include "LowerConvolutions.h"
+#include "SetDefaultBackend.h"
 
 #include <torch/csrc/jit/api/function_impl.h>
 #include <torch/csrc/jit/api/module.h>
@@ -104,6 +105,9 @@ ModuleReport RewriteModule(torch::jit::Module &module, const RewriteOptions &opt
   }
   if (options.regions)
     report.regions = insertRegions(module, options.regionMode);
+  report.defaultBackend = options.defaultBackend;
+  for (const torch::jit::Method &method : module.get_methods())
+    report.backendChanged |= SetDefaultBackend(method.graph(), options.defaultBackend);
   return report;
 }
 

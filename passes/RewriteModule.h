@@ -27,15 +27,23 @@ struct RewriteOptions {
   // each convolution moves its own operands ("per-op").
   bool regions = true;
   RegionMode regionMode = RegionMode::Auto;
+  // Baked into the module's own methods (SetDefaultBackend.h); "auto" bakes nothing.
+  std::string defaultBackend = "auto";
 };
 
 struct ModuleReport {
   std::vector<MethodReport> methods; // those with anything to report
   int regions = 0;                   // host regions inserted
+  std::string defaultBackend = "auto";
+  bool backendChanged = false; // the baked-in default was added, changed or removed
   int convolutions() const;
   int norms() const;
   int methodsChanged() const;
   bool safe() const;
+  // Nothing rewritten: no convolution, norm or region (e.g. a rewritten model).
+  bool unchanged() const {
+    return convolutions() + norms() == 0 && regions == 0 && !backendChanged;
+  }
 };
 
 // Rewrites the method graphs in place. Run it on a module that has not been

@@ -1,6 +1,7 @@
 #include "BatchedTransfer.h"
 
 #include "Counters.h"
+#include "StandInDevice.h"
 
 #include <ATen/ATen.h>
 #include <c10/core/impl/DeviceGuardImplInterface.h>
@@ -39,22 +40,39 @@ at::Tensor resolved(const at::Tensor &t) {
   return t.resolve_conj().resolve_neg();
 }
 
+// An empty tensor counts as "contiguous" whatever its strides (a slice x[:0]
+// keeps x's): give it canonical ones, or kernels that view it later fail.
+at::Tensor canonicalIfEmpty(const at::Tensor &t, at::MemoryFormat format) {
+  return t.numel() == 0 ? at::empty(t.sizes(), t.options().memory_format(format)) : t;
+}
+
 at::Tensor denseForHost(const at::Tensor &input) {
   const at::Tensor t = resolved(input);
   if (t.dim() == 4)
-    return t.contiguous(at::MemoryFormat::ChannelsLast);
+    return canonicalIfEmpty(t.contiguous(at::MemoryFormat::ChannelsLast),
+                            at::MemoryFormat::ChannelsLast);
   if (t.dim() == 5)
-    return t.contiguous(at::MemoryFormat::ChannelsLast3d);
-  return t.is_non_overlapping_and_dense() ? t : t.contiguous();
+    return canonicalIfEmpty(t.contiguous(at::MemoryFormat::ChannelsLast3d),
+                            at::MemoryFormat::ChannelsLast3d);
+  return canonicalIfEmpty(t.is_non_overlapping_and_dense() ? t : t.contiguous(),
+                          at::MemoryFormat::Contiguous);
 }
 
 at::Tensor denseForDevice(const at::Tensor &input) {
   const at::Tensor t = resolved(input);
-  return t.is_non_overlapping_and_dense() ? t : t.contiguous();
+  return canonicalIfEmpty(t.is_non_overlapping_and_dense() ? t : t.contiguous(),
+                          at::MemoryFormat::Contiguous);
 }
 
 void synchronizeCurrentStream(c10::Device device) {
-  c10::impl::getDeviceGuardImpl(device.type())->getStream(device).synchronize();
+  if (!device.is_cpu()) // the stand-in device copies synchronously
+    c10::impl::getDeviceGuardImpl(device.type())->getStream(device).synchronize();
+}
+
+// Staging memory for a DMA with `device`: pinned, except for the stand-in
+// device (the host itself), where pinning would need a GPU runtime.
+at::Tensor stagingBuffer(int64_t bytes, c10::Device device) {
+  return at::empty({bytes}, at::TensorOptions().dtype(at::kByte).pinned_memory(!device.is_cpu()));
 }
 
 // Where each tensor of a group goes in the packed buffer.
@@ -92,7 +110,7 @@ groupMoves(at::TensorList tensors, const std::function<c10::Device(size_t)> &tar
            const std::function<c10::Device(size_t)> &groupKey) {
   std::vector<std::pair<c10::Device, std::vector<size_t>>> groups;
   for (size_t i = 0; i < tensors.size(); ++i) {
-    if (!tensors[i].defined() || tensors[i].device() == target(i))
+    if (!tensors[i].defined() || !needsMove(tensors[i], target(i)))
       continue;
     const c10::Device key = groupKey(i);
     auto group =
@@ -110,7 +128,7 @@ void packToHost(at::TensorList tensors, const std::vector<size_t> &indices, c10:
                 std::vector<at::Tensor> &out) {
   const PackLayout layout(tensors, indices, denseForHost);
   const auto &[dense, offsets, total] = layout;
-  at::Tensor pinned = at::empty({total}, at::TensorOptions().dtype(at::kByte).pinned_memory(true));
+  at::Tensor pinned = stagingBuffer(total, source);
   if (dense.size() == 1) {
     layout.packInto(pinned, /*nonBlocking=*/true); // straight into pinned memory
   } else {
@@ -129,8 +147,7 @@ void packToHost(at::TensorList tensors, const std::vector<size_t> &indices, c10:
 void packToDevice(at::TensorList tensors, const std::vector<size_t> &indices, c10::Device target,
                   std::vector<at::Tensor> &out) {
   const PackLayout layout(tensors, indices, denseForDevice);
-  at::Tensor pinned =
-      at::empty({layout.total}, at::TensorOptions().dtype(at::kByte).pinned_memory(true));
+  at::Tensor pinned = stagingBuffer(layout.total, target);
   layout.packInto(pinned);
   const at::Tensor packed = pinned.to(target, /*non_blocking=*/true);
   layout.unpackFrom(packed, indices, out);

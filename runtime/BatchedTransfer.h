@@ -15,11 +15,13 @@ namespace rdna1 {
 // Host copies of `tensors`; 4-d and 5-d tensors arrive channels-last (the
 // layout change happens on the device, where it is cheap), which is what the
 // host convolutions are fastest in. Tensors already on the host and undefined
-// tensors pass through unchanged.
+// tensors pass through unchanged (host tensors are copied too while the
+// stand-in device is on, StandInDevice.h).
 std::vector<at::Tensor> batchedToHost(at::TensorList tensors);
 
 // Copies of host `tensors` on `devices[i]` (one entry per tensor); tensors
-// already there and undefined tensors pass through unchanged.
+// already there (unless the stand-in device is on) and undefined tensors pass
+// through unchanged.
 std::vector<at::Tensor> batchedToDevices(at::TensorList tensors,
                                          const std::vector<c10::Device> &devices);
 

@@ -1,12 +1,19 @@
-// Kernels of rdna1::conv and friends: move operands to the host, convolve
-// there, move results back to the caller's devices.
+// Kernels of rdna1::conv and friends, by backend (rdna1/Backend.h): host (move
+// operands to the host, convolve there, move results back), device (the native
+// convolution on the caller's device) or vendor (ATen's own convolution).
 //
 // rdna1::conv has a CompositeExplicitAutograd kernel (used directly under
-// inference mode or with no gradients) and an Autograd kernel whose backward
-// also runs on the host. The other ops are compositions of differentiable
-// ATen ops and rdna1::conv, so autograd (and double backward) comes for free.
+// inference mode or with no gradients) and an Autograd kernel: on the host its
+// backward also runs on the host; on the device the native convolution is a
+// composition of differentiable ATen ops, whose backward autograd derives. The
+// other ops are compositions of differentiable ATen ops and rdna1::conv, so
+// autograd (and double backward) comes for free.
+#include "Counters.h"
 #include "HostConvolution.h"
+#include "NativeConvolution.h"
 #include "Transfer.h"
+
+#include <rdna1/Backend.h>
 
 #include <ATen/ATen.h>
 #include <ATen/core/dispatch/Dispatcher.h>
@@ -25,13 +32,27 @@ at::Tensor convOnHost(const at::Tensor &input, const at::Tensor &weight,
   return toDevice(out, input.device());
 }
 
+// The convolution where it is: the device backend's native kernels, or ATen's.
+at::Tensor convInPlace(Backend backend, const at::Tensor &input, const at::Tensor &weight,
+                       const c10::optional<at::Tensor> &bias, const ConvolutionArgs &args) {
+  if (backend == Backend::Device) {
+    Counters::get().nativeConvolutions += 1;
+    return nativeConvolution(input, weight, bias, args);
+  }
+  Counters::get().vendorConvolutions += 1;
+  return at::convolution(input, weight, bias, args.stride, args.padding, args.dilation,
+                         args.transposed, args.outputPadding, args.groups);
+}
+
 at::Tensor convKernel(const at::Tensor &input, const at::Tensor &weight,
                       const c10::optional<at::Tensor> &bias, c10::IntArrayRef stride,
                       c10::IntArrayRef padding, c10::IntArrayRef dilation, bool transposed,
                       c10::IntArrayRef outputPadding, int64_t groups) {
-  return convOnHost(input, weight, bias,
-                    makeConvolutionArgs(weight.dim(), stride, padding, dilation, transposed,
-                                        outputPadding, groups));
+  const ConvolutionArgs args = makeConvolutionArgs(weight.dim(), stride, padding, dilation,
+                                                   transposed, outputPadding, groups);
+  const Backend backend = backendFor(input.device());
+  return backend == Backend::Host ? convOnHost(input, weight, bias, args)
+                                  : convInPlace(backend, input, weight, bias, args);
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor>
@@ -101,9 +122,12 @@ at::Tensor convAutograd(const at::Tensor &input, const at::Tensor &weight,
                         const c10::optional<at::Tensor> &bias, c10::IntArrayRef stride,
                         c10::IntArrayRef padding, c10::IntArrayRef dilation, bool transposed,
                         c10::IntArrayRef outputPadding, int64_t groups) {
-  return HostConvolutionFunction::apply(input, weight, bias,
-                                        makeConvolutionArgs(weight.dim(), stride, padding, dilation,
-                                                            transposed, outputPadding, groups));
+  const ConvolutionArgs args = makeConvolutionArgs(weight.dim(), stride, padding, dilation,
+                                                   transposed, outputPadding, groups);
+  const Backend backend = backendFor(input.device());
+  if (backend == Backend::Host)
+    return HostConvolutionFunction::apply(input, weight, bias, args);
+  return convInPlace(backend, input, weight, bias, args); // autograd records the ATen ops
 }
 
 at::Tensor callConv(const at::Tensor &input, const at::Tensor &weight,
@@ -145,15 +169,55 @@ at::Tensor convStringPadding(const at::Tensor &input, const at::Tensor &weight,
   return callConv(padded, weight, bias, stride, symmetric, dilation, groups);
 }
 
+// The gradients of the native convolution, by autograd over a fresh graph.
+// (Not differentiable again: a graph that spells out convolution_backward and
+// then differentiates it runs on the host or vendor backends.)
+std::tuple<at::Tensor, at::Tensor, at::Tensor>
+convBackwardNative(const at::Tensor &gradOutput, const at::Tensor &input, const at::Tensor &weight,
+                   c10::OptionalIntArrayRef biasSizes, const ConvolutionArgs &args,
+                   std::array<bool, 3> outputMask) {
+  at::AutoGradMode enable(true);
+  const at::Tensor x = input.detach().requires_grad_(outputMask[0]);
+  const at::Tensor w = weight.detach().requires_grad_(outputMask[1]);
+  at::Tensor b;
+  if (biasSizes)
+    b = at::zeros(*biasSizes, weight.options()).requires_grad_(outputMask[2]);
+  std::vector<at::Tensor> wrt;
+  for (const at::Tensor &t : {x, w, b})
+    if (t.defined() && t.requires_grad())
+      wrt.push_back(t);
+  std::array<at::Tensor, 3> grads;
+  if (!wrt.empty()) {
+    Counters::get().nativeConvolutions += 1;
+    const at::Tensor out = nativeConvolution(x, w, b, args);
+    const auto computed = torch::autograd::grad({out}, wrt, {gradOutput});
+    size_t k = 0;
+    for (size_t i = 0; i < 3; ++i)
+      if (outputMask[i] && (i < 2 || b.defined()))
+        grads[i] = computed[k++];
+  }
+  return {grads[0], grads[1], grads[2]};
+}
+
 std::tuple<at::Tensor, at::Tensor, at::Tensor>
 convBackwardKernel(const at::Tensor &gradOutput, const at::Tensor &input, const at::Tensor &weight,
                    c10::OptionalIntArrayRef biasSizes, c10::IntArrayRef stride,
                    c10::IntArrayRef padding, c10::IntArrayRef dilation, bool transposed,
                    c10::IntArrayRef outputPadding, int64_t groups, std::array<bool, 3> outputMask) {
-  return convBackwardOnHost(gradOutput, input, weight, biasSizes,
-                            makeConvolutionArgs(weight.dim(), stride, padding, dilation, transposed,
-                                                outputPadding, groups),
-                            outputMask, weight.device());
+  const ConvolutionArgs args = makeConvolutionArgs(weight.dim(), stride, padding, dilation,
+                                                   transposed, outputPadding, groups);
+  switch (backendFor(input.device())) {
+  case Backend::Device:
+    return convBackwardNative(gradOutput, input, weight, biasSizes, args, outputMask);
+  case Backend::Vendor:
+    Counters::get().vendorConvolutions += 1;
+    return at::convolution_backward(gradOutput, input, weight, biasSizes, args.stride, args.padding,
+                                    args.dilation, args.transposed, args.outputPadding, args.groups,
+                                    outputMask);
+  default:
+    return convBackwardOnHost(gradOutput, input, weight, biasSizes, args, outputMask,
+                              weight.device());
+  }
 }
 
 } // namespace

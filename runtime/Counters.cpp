@@ -16,12 +16,15 @@ std::map<std::string, int64_t> Counters::snapshot() const {
           {"param_bytes", paramBytes.load()},
           {"param_hits", paramHits.load()},
           {"host_convolutions", hostConvolutions.load()},
-          {"host_convolution_ns", hostConvolutionNanos.load()}};
+          {"host_convolution_ns", hostConvolutionNanos.load()},
+          {"native_convolutions", nativeConvolutions.load()},
+          {"vendor_convolutions", vendorConvolutions.load()}};
 }
 
 void Counters::reset() {
   for (auto *counter : {&toHostCopies, &toHostBytes, &toDeviceCopies, &toDeviceBytes, &paramCopies,
-                        &paramBytes, &paramHits, &hostConvolutions, &hostConvolutionNanos})
+                        &paramBytes, &paramHits, &hostConvolutions, &hostConvolutionNanos,
+                        &nativeConvolutions, &vendorConvolutions})
     counter->store(0);
 }
 

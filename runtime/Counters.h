@@ -19,6 +19,8 @@ struct Counters {
   std::atomic<int64_t> paramHits{0}; // parameters served from the host cache
   std::atomic<int64_t> hostConvolutions{0};
   std::atomic<int64_t> hostConvolutionNanos{0};
+  std::atomic<int64_t> nativeConvolutions{0}; // on the device, through the native convolution
+  std::atomic<int64_t> vendorConvolutions{0}; // through ATen's convolution (backend vendor)
 
   static Counters &get();
   std::map<std::string, int64_t> snapshot() const;

@@ -35,9 +35,34 @@ std::string describeHipDevices() {
   }
   return out.str();
 }
+int hipDeviceCount() {
+  int count = 0;
+  return hipGetDeviceCount(&count) == hipSuccess ? count : 0;
+}
+
+std::string hipDeviceKey(int index) {
+  hipDeviceProp_t props{};
+  if (hipGetDeviceProperties(&props, index) != hipSuccess)
+    return "";
+  int driver = 0;
+  int runtime = 0;
+  (void)hipDriverGetVersion(&driver);
+  (void)hipRuntimeGetVersion(&runtime);
+  std::ostringstream key;
+  key << props.name << " " << props.gcnArchName << " driver " << driver << " hip " << runtime;
+  return key.str();
+}
 #else
 std::string describeHipDevices() {
   return "HIP: not built in";
+}
+
+int hipDeviceCount() {
+  return 0;
+}
+
+std::string hipDeviceKey(int /*index*/) {
+  return "";
 }
 #endif
 

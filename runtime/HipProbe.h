@@ -10,4 +10,11 @@ namespace rdna1 {
 // "HIP: no device (hipErrorNoDevice)" or "HIP: not built in".
 std::string describeHipDevices();
 
+// The number of HIP devices; 0 without HIP, a driver or a GPU.
+int hipDeviceCount();
+
+// What identifies HIP device `index` for the probe's cache: name, gcnArchName,
+// driver and runtime versions; "" without HIP.
+std::string hipDeviceKey(int index);
+
 } // namespace rdna1

@@ -2,6 +2,7 @@
 
 #include "BatchedTransfer.h"
 #include "Counters.h"
+#include "StandInDevice.h"
 
 #include <ATen/ATen.h>
 
@@ -16,7 +17,7 @@ HostParamCache::HostParamCache(Copier copier, NeedsCopy needsCopy)
 // destructors run, and freeing pinned copies then aborts the process.
 HostParamCache &HostParamCache::get() {
   static auto *cache =
-      new HostParamCache(batchedToHost, [](const at::Tensor &t) { return !t.device().is_cpu(); });
+      new HostParamCache(batchedToHost, [](const at::Tensor &t) { return needsMove(t, at::kCPU); });
   return *cache;
 }
 

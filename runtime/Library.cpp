@@ -1,9 +1,12 @@
 // Declares the rdna1:: operators (schemas from OpSchemas.h); kernels register
 // themselves in their own files.
 #include "Counters.h"
+#include "DeviceProbe.h"
 #include "HipProbe.h"
 #include "HostParamCache.h"
+#include "StandInDevice.h"
 
+#include <rdna1/Backend.h>
 #include <rdna1/OpSchemas.h>
 #include <torch/library.h>
 
@@ -25,8 +28,28 @@ void clearParamCache() {
   HostParamCache::get().clear();
 }
 
+Backend backendNamed(const std::string &name) {
+  const auto backend = parseBackend(name);
+  TORCH_CHECK(backend, "rdna1: unknown backend '", name,
+              "'; expected host, device, vendor or auto");
+  return *backend;
+}
+
+void setDefaultBackend(const std::string &name) {
+  setModelDefaultBackend(backendNamed(name));
+}
+
+void setBackendOverride(const c10::optional<std::string> &name) {
+  setBackend(name ? std::optional<Backend>(backendNamed(*name)) : std::nullopt);
+}
+
+std::string backendForDevice(c10::Device device) {
+  return backendName(backendFor(device));
+}
+
 std::string runtimeInfo() {
-  return "rdna1 runtime " RDNA1_VERSION "; " + describeHipDevices();
+  return std::string("rdna1 runtime " RDNA1_VERSION "; ") + describeHipDevices() +
+         (standInDevice() ? "; stand-in device on" : "");
 }
 
 } // namespace
@@ -42,8 +65,14 @@ TORCH_LIBRARY(rdna1, m) {
   m.def(rdna1::ops::kToDeviceSchema);
   m.def(rdna1::ops::kHostParamsSchema);
   m.def(rdna1::ops::kHostParamSchema);
-  m.def(rdna1::ops::kCopyBackSchema);
+  m.def(torch::schema(rdna1::ops::kCopyBackSchema, c10::AliasAnalysisKind::CONSERVATIVE));
   m.def(rdna1::ops::kClearParamCacheSchema, &rdna1::clearParamCache);
+  m.def(rdna1::ops::kSetStandInDeviceSchema, &rdna1::setStandInDevice);
+  m.def(torch::schema(rdna1::ops::kSetDefaultBackendSchema, c10::AliasAnalysisKind::CONSERVATIVE),
+        &rdna1::setDefaultBackend);
+  m.def(rdna1::ops::kSetBackendSchema, &rdna1::setBackendOverride);
+  m.def(rdna1::ops::kBackendForSchema, &rdna1::backendForDevice);
+  m.def(rdna1::ops::kProbeSchema, &rdna1::describeProbe);
   m.def(rdna1::ops::kCountersSchema, &rdna1::counters);
   m.def(rdna1::ops::kResetCountersSchema, &rdna1::resetCounters);
   m.def(rdna1::ops::kRuntimeInfoSchema, &rdna1::runtimeInfo);

@@ -9,11 +9,13 @@
 
 namespace rdna1 {
 
-// The tensor on the host; the same tensor when it is already there.
+// The tensor on the host; the same tensor when it is already there (a copy
+// while the stand-in device is on, StandInDevice.h).
 at::Tensor toHost(const at::Tensor &tensor);
 c10::optional<at::Tensor> toHost(const c10::optional<at::Tensor> &tensor);
 
-// The tensor on `device`; the same tensor when it is already there.
+// The tensor on `device`; the same tensor when it is already there (a copy
+// while the stand-in device is on).
 // Undefined tensors pass through (absent gradients).
 at::Tensor toDevice(const at::Tensor &tensor, c10::Device device);
 

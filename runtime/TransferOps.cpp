@@ -1,10 +1,16 @@
 // Kernels of the region boundaries rdna1::to_host, rdna1::to_device and
 // rdna1::host_params. Each has a plain kernel (inference mode, no gradients)
 // and an Autograd kernel whose backward moves the gradients back, batched.
+// Where convolutions do not run on the host (backends device and vendor) the
+// boundaries move nothing: the region's ops run where the tensors are.
 #include "BatchedTransfer.h"
 #include "HostParamCache.h"
+#include "StandInDevice.h"
+
+#include <rdna1/Backend.h>
 
 #include <ATen/ATen.h>
+#include <algorithm>
 #include <torch/autograd.h>
 #include <torch/library.h>
 
@@ -55,9 +61,10 @@ variable_list freshOutputs(AutogradContext *ctx, at::TensorList inputs,
   return outputs;
 }
 
+// Whether nothing would move (the stand-in device moves host tensors too).
 bool allOn(at::TensorList tensors, const std::vector<c10::Device> &devices) {
   for (size_t i = 0; i < tensors.size(); ++i)
-    if (tensors[i].defined() && tensors[i].device() != devices[i])
+    if (tensors[i].defined() && needsMove(tensors[i], devices[i]))
       return false;
   return true;
 }
@@ -66,36 +73,36 @@ std::vector<c10::Device> hostDevices(size_t count) {
   return std::vector<c10::Device>(count, c10::Device(at::kCPU));
 }
 
-class ToHostFunction : public torch::autograd::Function<ToHostFunction> {
-public:
-  static variable_list forward(AutogradContext *ctx, at::TensorList tensors) {
-    at::AutoDispatchBelowADInplaceOrView belowAutograd;
-    saveDevices(ctx, devicesOf(tensors, at::kCPU));
-    return freshOutputs(ctx, tensors, batchedToHost(tensors));
-  }
-  static variable_list backward(AutogradContext *ctx, variable_list grads) {
-    return batchedToDevices(grads, savedDevices(ctx));
-  }
-};
+// Whether the region of these tensors convolves on the host, so they must cross.
+bool regionOnHost(at::TensorList tensors) {
+  for (const at::Tensor &t : tensors)
+    if (t.defined())
+      return backendFor(t.device()) == Backend::Host;
+  return true;
+}
 
-class ToDeviceFunction : public torch::autograd::Function<ToDeviceFunction> {
+// Moves tensors across the bus, batched (BatchedTransfer.h): to the host when
+// every target is the host, else to each target. Its backward is the same
+// move the other way, itself a MoveFunction, so gradients of any order cross.
+class MoveFunction : public torch::autograd::Function<MoveFunction> {
 public:
   static variable_list forward(AutogradContext *ctx, at::TensorList tensors,
-                               const at::Tensor &like) {
+                               const std::vector<c10::Device> &targets) {
     at::AutoDispatchBelowADInplaceOrView belowAutograd;
     saveDevices(ctx, devicesOf(tensors, at::kCPU));
-    return freshOutputs(
-        ctx, tensors,
-        batchedToDevices(tensors, std::vector<c10::Device>(tensors.size(), like.device())));
+    const bool toHost = std::all_of(targets.begin(), targets.end(),
+                                    [](const c10::Device &d) { return d.is_cpu(); });
+    return freshOutputs(ctx, tensors,
+                        toHost ? batchedToHost(tensors) : batchedToDevices(tensors, targets));
   }
   static variable_list backward(AutogradContext *ctx, variable_list grads) {
-    // Gradients of a region's results go back to the host, where its backward runs.
-    variable_list out = batchedToDevices(batchedToHost(grads), savedDevices(ctx));
-    out.emplace_back(); // no gradient for `like`
+    variable_list out = MoveFunction::apply(grads, savedDevices(ctx));
+    out.emplace_back(); // no gradient for the targets
     return out;
   }
 };
 
+// Cached host copies of parameters; gradients cross back as a MoveFunction.
 class HostParamsFunction : public torch::autograd::Function<HostParamsFunction> {
 public:
   static variable_list forward(AutogradContext *ctx, at::TensorList params) {
@@ -104,37 +111,41 @@ public:
     return freshOutputs(ctx, params, HostParamCache::get().lookup(params));
   }
   static variable_list backward(AutogradContext *ctx, variable_list grads) {
-    return batchedToDevices(grads, savedDevices(ctx));
+    return MoveFunction::apply(grads, savedDevices(ctx));
   }
 };
 
 std::vector<at::Tensor> toHostKernel(at::TensorList tensors) {
-  return batchedToHost(tensors);
+  return regionOnHost(tensors) ? batchedToHost(tensors) : tensors.vec();
 }
 
 std::vector<at::Tensor> toDeviceKernel(at::TensorList tensors, const at::Tensor &like) {
+  if (!regionOnHost({like}))
+    return tensors.vec();
   return batchedToDevices(tensors, std::vector<c10::Device>(tensors.size(), like.device()));
 }
 
 std::vector<at::Tensor> hostParamsKernel(at::TensorList params) {
-  return HostParamCache::get().lookup(params);
+  return regionOnHost(params) ? HostParamCache::get().lookup(params) : params.vec();
 }
 
-// With nothing to move (a model running on the CPU) the boundaries are free.
+// With nothing to move (a model running on the CPU, or convolving on the
+// device) the boundaries are free.
 std::vector<at::Tensor> toHostAutograd(at::TensorList tensors) {
-  if (allOn(tensors, hostDevices(tensors.size())))
+  if (!regionOnHost(tensors) || allOn(tensors, hostDevices(tensors.size())))
     return tensors.vec();
-  return ToHostFunction::apply(tensors);
+  return MoveFunction::apply(tensors, hostDevices(tensors.size()));
 }
 
 std::vector<at::Tensor> toDeviceAutograd(at::TensorList tensors, const at::Tensor &like) {
-  if (allOn(tensors, std::vector<c10::Device>(tensors.size(), like.device())))
+  if (!regionOnHost({like}) ||
+      allOn(tensors, std::vector<c10::Device>(tensors.size(), like.device())))
     return tensors.vec();
-  return ToDeviceFunction::apply(tensors, like);
+  return MoveFunction::apply(tensors, std::vector<c10::Device>(tensors.size(), like.device()));
 }
 
 std::vector<at::Tensor> hostParamsAutograd(at::TensorList params) {
-  if (allOn(params, hostDevices(params.size())))
+  if (!regionOnHost(params) || allOn(params, hostDevices(params.size())))
     return params.vec();
   return HostParamsFunction::apply(params);
 }

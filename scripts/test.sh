@@ -1,8 +1,55 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs the whole test suite with ctest, then the sanitizer runs.
-set -euo pipefail
+# Installs what is missing, builds, and runs the test suite: the fast tier by default (what CI
+# runs: everything but the ctest label "full"), or every test with --full (the whole zoo, long
+# runs at full length, a 10-minute fuzz run). Other arguments go to ctest (e.g. -R e2e_training).
+# Ends with one line "test.sh: N passed, N failed" over ctest's tests and the sanitizer runs'.
+set -uo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
-ctest --test-dir build --output-on-failure -j2 "$@"
+
+full=0
+ctest_args=()
+for arg in "$@"; do
+  case $arg in
+    --full) full=1 ;;
+    *) ctest_args+=("$arg") ;;
+  esac
+done
+tier=(-LE full)
+if ((full)); then
+  tier=()
+  export RDNA1_FUZZ_SECONDS=${RDNA1_FUZZ_SECONDS:-600}
+fi
+
+stage_times=()
+stage() { stage_times+=("$(printf '%-10s %5ds' "$1" $((SECONDS - $2)))"); }
+
+start=$SECONDS
+scripts/setup.sh || exit 1
+stage setup "$start"
+
+start=$SECONDS
+ctest --test-dir build --output-on-failure -j2 "${tier[@]}" "${ctest_args[@]}" 2>&1 | tee build/ctest.log
+ctest_status=${PIPESTATUS[0]}
+stage ctest "$start"
+
 # ASan+UBSan+LSan over the C++ tests, a bounded fuzz run of the rewrite, TSan over concurrent use.
+start=$SECONDS
 scripts/sanitize.sh
+sanitize_status=$?
+stage sanitize "$start"
+
+# "N% tests passed, F tests failed out of T" from each ctest run (sanitizer runs' logs too).
+passed=0
+failed=0
+for log in build/ctest.log build-asan/test.log build-tsan/test.log; do
+  [[ -f $log ]] || continue
+  read -r f t < <(sed -nE 's/.*tests passed, ([0-9]+) tests? failed out of ([0-9]+).*/\1 \2/p' "$log" | tail -n 1) || continue
+  failed=$((failed + f))
+  passed=$((passed + t - f))
+done
+((ctest_status == 0 && sanitize_status == 0)) || ((failed > 0)) || failed=1
+
+echo "test.sh: stage times"
+printf '  %s\n' "${stage_times[@]}"
+echo "test.sh: $passed passed, $failed failed"
+((ctest_status == 0 && sanitize_status == 0))

@@ -13,7 +13,7 @@ import zipfile
 import torch
 
 __all__ = ['load', 'rewrite', 'load_runtime', 'runtime_path', 'runtime_info', 'counters', 'reset_counters', 'clear_param_cache',
-           'RuntimeNotFoundError']
+           'set_stand_in_device', 'set_backend', 'backend_for', 'probe', 'RuntimeNotFoundError']
 
 _LIBRARY = 'librdna1_runtime.so'
 _loaded_path = None
@@ -60,8 +60,9 @@ def load_runtime():
     return path
 
 
-def rewrite(input_path, output_path, regions='auto'):
+def rewrite(input_path, output_path, regions='auto', backend='auto'):
     """Rewrites a saved TorchScript model as the rdna1-rewrite tool does (no LLVM needed).
+    `backend` is the default baked into the output (see set_backend).
 
     Uses librdna1_rewriter.so from the runtime's folder. Returns the one-line summary;
     raises RuntimeError with the tool's message on bad input.
@@ -72,7 +73,7 @@ def rewrite(input_path, output_path, regions='auto'):
         raise RuntimeNotFoundError(f'rdna1 rewriter library not found next to the runtime: {rewriter}')
     if not hasattr(torch.ops.rdna1_tools, 'rewrite_file'):
         torch.ops.load_library(rewriter)
-    return torch.ops.rdna1_tools.rewrite_file(os.fspath(input_path), os.fspath(output_path), regions)
+    return torch.ops.rdna1_tools.rewrite_file(os.fspath(input_path), os.fspath(output_path), regions, backend)
 
 
 def counters():
@@ -92,6 +93,37 @@ def clear_param_cache():
     `param.data`, which the cache cannot see; in-place updates and optimizer steps it sees."""
     load_runtime()
     torch.ops.rdna1.clear_param_cache()
+
+
+def set_stand_in_device(on=True):
+    """Turns the stand-in device on or off (for tests on machines without a GPU): while on, host
+    tensors cross region boundaries, host-parameter lookups and copy-backs as copies into separate
+    storage, as device tensors would, and the counters count them. Setting RDNA1_STAND_IN_DEVICE=1
+    in the environment before the runtime loads does the same."""
+    load_runtime()
+    torch.ops.rdna1.set_stand_in_device(bool(on))
+
+
+def set_backend(backend):
+    """Where convolutions run, for this process: 'host' (copied to the CPU), 'device' (the GPU's
+    own kernels, never cuDNN/MIOpen), 'vendor' (the original call), 'auto' (per device: the CPU ->
+    host; AMD GPUs -> device if the probe passes, else host; other GPUs -> vendor), or None to
+    clear. Overrides RDNA1_BACKEND and the default a model baked in."""
+    load_runtime()
+    torch.ops.rdna1.set_backend(backend)
+
+
+def backend_for(device):
+    """The backend convolutions on `device` use now ('host', 'device' or 'vendor')."""
+    load_runtime()
+    return torch.ops.rdna1.backend_for(torch.device(device))
+
+
+def probe(refresh=False):
+    """The device probe's verdict for each GPU, one line each (runs the crash-safe probe in a
+    child process unless a cached verdict exists, or `refresh`)."""
+    load_runtime()
+    return torch.ops.rdna1.probe(refresh)
 
 
 def runtime_info():

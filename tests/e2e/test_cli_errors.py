@@ -75,6 +75,38 @@ class BadInputTest(unittest.TestCase):
         path = self.write('truncated.pt', data[:len(data) // 2])
         self.assertFailsCleanly([path, self.out], EXIT_BAD_INPUT, 'not a TorchScript model', unchanged=path)
 
+    def damaged_copy(self, name, entry_suffix):
+        """A copy of sample `name` with one byte of the entry ending in `entry_suffix` flipped:
+        the zip structure is intact, only that entry's bytes no longer match its CRC-32."""
+        path = os.path.join(self.dir, f'damaged-{name}.pt')
+        shutil.copy(sample(name, 'scripted'), path)
+        with zipfile.ZipFile(path) as archive:
+            info = next(i for i in archive.infolist() if i.filename.endswith(entry_suffix))
+        with open(path, 'r+b') as f:
+            f.seek(info.header_offset + 26)
+            name_length, extra_length = (int.from_bytes(f.read(2), 'little') for _ in range(2))
+            at = info.header_offset + 30 + name_length + extra_length + info.compress_size // 2
+            f.seek(at)
+            byte = f.read(1)[0]
+            f.seek(at)
+            f.write(bytes([byte ^ 0x10]))
+        return path, info.filename
+
+    def test_damaged_weights(self):
+        path, entry = self.damaged_copy('unet', '/data/0')
+        with zipfile.ZipFile(path) as archive:
+            self.assertEqual(archive.testzip(), entry)  # the damage is real, and libtorch alone loads it
+        torch.jit.load(path)
+        self.assertFailsCleanly([path, self.out], EXIT_BAD_INPUT,
+                                f"entry '{entry}' fails its CRC-32 check", unchanged=path)
+
+    def test_damaged_weights_through_python(self):
+        path, entry = self.damaged_copy('audio', '/data/0')
+        import rdna1
+        with self.assertRaisesRegex(RuntimeError, f"entry '{entry}' fails its CRC-32 check"):
+            rdna1.rewrite(path, self.out)
+        self.assertFalse(os.path.exists(self.out))
+
     def test_archives_that_crash_libtorch(self):
         # libtorch 1.13 segfaults or aborts loading these (tests/e2e/data/README.md); the tool
         # rewrites in a child process and reports the crash.

@@ -100,6 +100,8 @@ class RewriteSamplesTest(unittest.TestCase):
         result = rewrite(first, second)
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertIn('nothing to rewrite', result.stdout)
+        self.assertIn('copied unchanged, byte for byte', result.stdout)
+        self.assertEqual(digest(second), digest(first))
         a, b = rdna1.load(first), rdna1.load(second)
         self.assertEqual(a.code, b.code)
         for name in ('layer1', 'layer4'):

@@ -1,6 +1,8 @@
 #!/usr/bin/python3
-"""Training a rewritten model tracks the original: same losses, parameters and batch-norm statistics
-after 20 SGD steps (momentum, training mode) on the CPU."""
+"""Training a rewritten model tracks the original: same losses and the same whole state_dict
+(parameters, batch-norm running statistics, num_batches_tracked) after 20 SGD steps (momentum,
+training mode), in every regions mode. ctest runs it on the CPU and on the stand-in device
+(RDNA1_STAND_IN_DEVICE=1), where every bus crossing is a real copy."""
 import os
 import shutil
 import tempfile
@@ -14,6 +16,13 @@ from e2e_support import PYTHON, SOURCE_DIR, rewrite, run, sample
 from train_rewritten import train
 
 STEPS = 20
+REGION_MODES = ('auto', 'max', 'conv', 'per-op')
+# On the stand-in device the host convolutions see channels-last copies, as on a GPU, so they sum
+# in another order than the original's (1e-6). resnet18 trained on a batch of two is chaotic
+# (batch statistics of 2x2 maps): that noise grows about 20x a step. So there it trains 3 steps
+# and is held to 1e-3; a lost statistic or update is off by far more.
+STAND_IN = os.environ.get('RDNA1_STAND_IN_DEVICE', '') not in ('', '0')
+CHAOTIC = {'resnet18': (3, 1e-3)} if STAND_IN else {}
 
 
 class TrainingTest(unittest.TestCase):
@@ -25,27 +34,32 @@ class TrainingTest(unittest.TestCase):
     def tearDownClass(cls):
         shutil.rmtree(cls.dir, ignore_errors=True)
 
-    def rewritten(self, name, mode):
-        out = os.path.join(self.dir, f'{name}_{mode}.rdna1.pt')
+    def rewritten(self, name, mode, regions='auto'):
+        out = os.path.join(self.dir, f'{name}_{mode}_{regions}.rdna1.pt')
         if not os.path.exists(out):
-            result = rewrite(sample(name, mode), out)
+            result = rewrite(f'--regions={regions}', sample(name, mode), out)
             self.assertEqual(result.returncode, 0, result.stderr)
         return out
 
-    def test_losses_and_parameters_track_original(self):
+    def test_losses_and_state_track_original(self):
         for name, mode in (('unet', 'scripted'), ('audio', 'traced'), ('resnet18', 'scripted')):
-            with self.subTest(sample=(name, mode)):
-                shape = sample_models.SAMPLES[name][1]
-                original = torch.jit.load(sample(name, mode))
-                rewritten = rdna1.load(self.rewritten(name, mode))
-                expected = train(original, shape, steps=STEPS)
-                actual = train(rewritten, shape, steps=STEPS)
-                torch.testing.assert_close(torch.tensor(actual), torch.tensor(expected), rtol=1e-4, atol=1e-5)
-                for got, want in zip(rewritten.parameters(), original.parameters()):
-                    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
-                # Batch norm running statistics are updated the same way in training mode.
-                for got, want in zip(rewritten.buffers(), original.buffers()):
-                    torch.testing.assert_close(got.float(), want.float(), rtol=1e-4, atol=1e-5)
+            shape = sample_models.SAMPLES[name][1]
+            steps, tolerance = CHAOTIC.get(name, (STEPS, 1e-5))
+            original = torch.jit.load(sample(name, mode))
+            expected = train(original, shape, steps=steps)
+            expected_state = original.state_dict()
+            for regions in REGION_MODES:
+                with self.subTest(sample=(name, mode), regions=regions):
+                    rewritten = rdna1.load(self.rewritten(name, mode, regions))
+                    actual = train(rewritten, shape, steps=steps)
+                    torch.testing.assert_close(torch.tensor(actual), torch.tensor(expected), rtol=1e-4,
+                                               atol=tolerance)
+                    # Everything training changes: parameters, running statistics, num_batches_tracked.
+                    state = rewritten.state_dict()
+                    self.assertEqual(sorted(state), sorted(expected_state))
+                    for key, want in expected_state.items():
+                        torch.testing.assert_close(state[key], want, rtol=max(1e-4, tolerance), atol=tolerance,
+                                                   msg=lambda m, key=key: f'{key}: {m}')
 
     def test_training_script_runs(self):
         result = run(PYTHON, os.path.join(SOURCE_DIR, 'samples', 'train_rewritten.py'),

@@ -25,6 +25,15 @@ SEGMENTATION = ['lraspp_mobilenet_v3_large', 'deeplabv3_mobilenet_v3_large']
 # slow for two CPU cores; these three cover 3-d and (2+1)-d convolutions.
 VIDEO = {'r3d_18': (1, 3, 4, 32, 32), 'mc3_18': (1, 3, 4, 32, 32), 'r2plus1d_18': (1, 3, 4, 32, 32)}
 
+# One model per architecture family, for the fast test tier (the full zoo runs under --full):
+# plain and bottleneck ResNets, MobileNet v2 and v3, EfficientNet, RegNet (grouped), ConvNeXt,
+# DenseNet, GoogLeNet, Inception, SqueezeNet, ShuffleNet, ResNeXt (grouped), a ViT, a Swin, one
+# segmentation and one video model.
+FAMILIES = ('resnet18', 'resnet50', 'mobilenet_v2', 'mobilenet_v3_small', 'efficientnet_b0',
+            'regnet_y_400mf', 'convnext_tiny', 'densenet121', 'googlenet', 'inception_v3',
+            'squeezenet1_1', 'shufflenet_v2_x0_5', 'resnext50_32x4d', 'vit_b_32', 'swin_t',
+            'lraspp_mobilenet_v3_large', 'r2plus1d_18')
+
 # Over 190M parameters: run one at a time (ctest RUN_SERIAL), each holds several GB.
 GIANTS = ('regnet_y_128gf', 'vit_h_14', 'vit_l_16', 'vit_l_32', 'convnext_large')
 

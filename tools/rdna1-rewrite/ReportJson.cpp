@@ -38,7 +38,8 @@ void writeReportJson(std::ostream &out, const passes::ModuleReport &report,
                      const std::string &input, const std::string &output) {
   out << "{\n  \"input\": " << quoted(input) << ",\n  \"output\": " << quoted(output)
       << ",\n  \"convolutions\": " << report.convolutions() << ",\n  \"norms\": " << report.norms()
-      << ",\n  \"host_regions\": " << report.regions << ",\n  \"methods\": [";
+      << ",\n  \"host_regions\": " << report.regions
+      << ",\n  \"default_backend\": " << quoted(report.defaultBackend) << ",\n  \"methods\": [";
   const char *separator = "\n";
   for (const auto &method : report.methods) {
     out << separator << "    {\"class\": " << quoted(method.owner)

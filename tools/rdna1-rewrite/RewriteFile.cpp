@@ -1,5 +1,6 @@
 #include "RewriteFile.h"
 
+#include "ArchiveIntegrity.h"
 #include "CrashIsolation.h"
 #include "ToolError.h"
 #include "WriteModuleFile.h"
@@ -125,14 +126,19 @@ void checkOutputPath(const std::string &input, const std::string &output) {
 // Writes next to `output` (or, for a dry run, in the temporary directory); the
 // caller renames it over `output` once it is accepted, so readers see the old
 // file or the whole new one, never a part.
+// With nothing rewritten, the temporary file is a byte-for-byte copy of the
+// input: saving a loaded module again would not reproduce it exactly.
 std::string writeTemporary(const torch::jit::Module &module, const RewriteRequest &request,
-                           const torch::jit::ExtraFilesMap &extra) {
+                           const torch::jit::ExtraFilesMap &extra, bool copyInput) {
   const std::string suffix = ".tmp-" + std::to_string(::getpid());
   const std::string temporary =
       request.dryRun ? (fs::temp_directory_path() / ("rdna1-verify" + suffix + ".pt")).string()
                      : request.output + suffix;
   try {
-    writeModuleFile(module, temporary, extra);
+    if (copyInput)
+      copyFileBytes(request.input, temporary);
+    else
+      writeModuleFile(module, temporary, extra);
   } catch (const std::system_error &error) {
     std::error_code ignored;
     if (error.code() != std::errc::file_exists)
@@ -210,6 +216,10 @@ RewriteOutcome rewriteFile(const RewriteRequest &request) {
   reportPhase("loading");
   torch::jit::ExtraFilesMap extra = inspectArchive(request.input);
   torch::jit::Module module = loadModel(request.input, extra);
+  // libtorch does not check the entries' CRC-32s: damaged weights load and run.
+  // (After loading: an archive that crashes libtorch is reported as such.)
+  if (const auto damage = findArchiveDamage(request.input))
+    throw ToolError(kExitBadInput, "cannot read '" + request.input + "': " + *damage);
   passes::ModuleReport report;
   reportPhase("rewriting");
   try {
@@ -222,11 +232,11 @@ RewriteOutcome rewriteFile(const RewriteRequest &request) {
     throw ToolError(kExitCannotRewrite, "cannot rewrite '" + request.input +
                                             "': unsupported node " + describeDnnCalls(report) +
                                             " would still reach cuDNN/MIOpen");
-  RewriteOutcome outcome{report, std::nullopt};
+  RewriteOutcome outcome{report, std::nullopt, report.unchanged()};
   if (request.dryRun && !request.verify.enabled)
     return outcome;
   reportPhase("writing");
-  TemporaryFile written(writeTemporary(module, request, extra));
+  TemporaryFile written(writeTemporary(module, request, extra, outcome.copiedInput));
   reportPhase("verifying");
   if (request.verify.enabled)
     outcome.verified = verifyWritten(request, written.path());

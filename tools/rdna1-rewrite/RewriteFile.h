@@ -20,6 +20,7 @@ struct RewriteRequest {
 struct RewriteOutcome {
   passes::ModuleReport report;
   std::optional<VerifyResult> verified; // with --verify
+  bool copiedInput = false;             // nothing to rewrite: OUT is a byte copy of IN
 };
 
 // Throws ToolError. Never modifies `input`; leaves no partial `output`, and no

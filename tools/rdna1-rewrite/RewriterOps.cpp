@@ -10,8 +10,11 @@
 namespace rdna1::tool {
 namespace {
 
-passes::RewriteOptions parseRegions(const std::string &regions) {
+passes::RewriteOptions parseOptions(const std::string &regions, const std::string &backend) {
   passes::RewriteOptions options;
+  TORCH_CHECK(backend == "auto" || backend == "host" || backend == "device" || backend == "vendor",
+              "backend must be 'auto', 'host', 'device' or 'vendor', got '", backend, "'");
+  options.defaultBackend = backend;
   if (regions == "per-op")
     options.regions = false;
   else if (regions == "max")
@@ -26,10 +29,15 @@ passes::RewriteOptions parseRegions(const std::string &regions) {
 
 // Returns a one-line summary; errors become Python RuntimeErrors with the tool's message.
 std::string rewriteFileOp(const std::string &input, const std::string &output,
-                          const std::string &regions) {
+                          const std::string &regions, const std::string &backend) {
   try {
-    const passes::ModuleReport report =
-        rewriteFile({input, output, false, parseRegions(regions), {}}).report;
+    const RewriteOutcome outcome =
+        rewriteFile({input, output, false, parseOptions(regions, backend), {}});
+    const passes::ModuleReport &report = outcome.report;
+    if (outcome.copiedInput)
+      return "nothing to rewrite in " + input +
+             " (no convolution, or already rewritten); copied unchanged, byte for byte -> " +
+             output;
     // Plain concatenation: iostreams crashed here when built against pip torch 2.11.
     return "rewrote " + std::to_string(report.convolutions()) + " convolutions and " +
            std::to_string(report.norms()) + " norms in " + std::to_string(report.methodsChanged()) +
@@ -43,6 +51,6 @@ std::string rewriteFileOp(const std::string &input, const std::string &output,
 } // namespace rdna1::tool
 
 TORCH_LIBRARY(rdna1_tools, m) {
-  m.def("rewrite_file(str input, str output, str regions='auto') -> str",
+  m.def("rewrite_file(str input, str output, str regions='auto', str backend='auto') -> str",
         &rdna1::tool::rewriteFileOp);
 }

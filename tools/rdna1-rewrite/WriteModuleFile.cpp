@@ -2,6 +2,8 @@
 
 #include <cerrno>
 #include <fcntl.h>
+#include <fstream>
+#include <functional>
 #include <system_error>
 #include <unistd.h>
 #include <utility>
@@ -30,10 +32,11 @@ private:
   int fd_;
 };
 
-} // namespace
+using ByteWriter = std::function<size_t(const void *, size_t)>;
 
-void writeModuleFile(const torch::jit::Module &module, const std::string &path,
-                     const torch::jit::ExtraFilesMap &extra) {
+// Creates `path`, lets `produce` write through a checked writer, flushes.
+void writeCheckedFile(const std::string &path,
+                      const std::function<void(const ByteWriter &)> &produce) {
   OwnedFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666));
   if (fd.get() < 0)
     fail(errno, "create");
@@ -41,7 +44,7 @@ void writeModuleFile(const torch::jit::Module &module, const std::string &path,
   // short, which aborts the process. So the writer always reports success,
   // remembers the first error, and skips writing after it.
   int firstError = 0;
-  const auto writer = [&](const void *data, size_t size) -> size_t {
+  const ByteWriter writer = [&](const void *data, size_t size) -> size_t {
     const char *bytes = static_cast<const char *>(data);
     for (size_t done = 0; firstError == 0 && done < size;) {
       const ssize_t n = ::write(fd.get(), bytes + done, size - done);
@@ -54,13 +57,34 @@ void writeModuleFile(const torch::jit::Module &module, const std::string &path,
     }
     return size;
   };
-  torch::jit::ExportModule(module, writer, extra);
+  produce(writer);
   if (firstError != 0)
     fail(firstError, "write");
   if (::fsync(fd.get()) != 0)
     fail(errno, "fsync");
   if (::close(fd.release()) != 0)
     fail(errno, "close");
+}
+
+} // namespace
+
+void writeModuleFile(const torch::jit::Module &module, const std::string &path,
+                     const torch::jit::ExtraFilesMap &extra) {
+  writeCheckedFile(
+      path, [&](const ByteWriter &writer) { torch::jit::ExportModule(module, writer, extra); });
+}
+
+void copyFileBytes(const std::string &source, const std::string &path) {
+  std::ifstream in(source, std::ios::binary);
+  if (!in)
+    fail(errno != 0 ? errno : EIO, "open");
+  writeCheckedFile(path, [&](const ByteWriter &writer) {
+    std::vector<char> chunk(1 << 20);
+    while (in.read(chunk.data(), static_cast<std::streamsize>(chunk.size())) || in.gcount() > 0)
+      writer(chunk.data(), static_cast<size_t>(in.gcount()));
+    if (in.bad())
+      fail(EIO, "read");
+  });
 }
 
 } // namespace rdna1::tool

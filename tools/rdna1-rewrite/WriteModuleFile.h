@@ -15,4 +15,7 @@ namespace rdna1::tool {
 void writeModuleFile(const torch::jit::Module &module, const std::string &path,
                      const torch::jit::ExtraFilesMap &extra);
 
+// Creates `path` as a byte-for-byte copy of `source`, with the same checks.
+void copyFileBytes(const std::string &source, const std::string &path);
+
 } // namespace rdna1::tool

@@ -1,10 +1,13 @@
 // rdna1-rewrite IN.pt OUT.pt: rewrites a TorchScript model so that its
 // convolutions run through the rdna1 runtime instead of cuDNN/MIOpen.
 #include "CrashIsolation.h"
+#include "DeviceProbe.h"
 #include "HipProbe.h"
 #include "ReportJson.h"
 #include "RewriteFile.h"
 #include "ToolError.h"
+
+#include <rdna1/Backend.h>
 
 #include <llvm/Support/CommandLine.h>
 #include <llvm/Support/raw_ostream.h>
@@ -19,8 +22,7 @@ namespace {
 
 cl::OptionCategory category("rdna1-rewrite options");
 
-cl::opt<std::string> inputPath(cl::Positional, cl::Required, cl::desc("<in.pt>"),
-                               cl::cat(category));
+cl::opt<std::string> inputPath(cl::Positional, cl::desc("<in.pt>"), cl::cat(category));
 cl::opt<std::string> outputPath(cl::Positional, cl::desc("<out.pt>"), cl::cat(category));
 cl::opt<bool> dryRun("dry-run", cl::desc("Rewrite in memory and report; write nothing"),
                      cl::cat(category));
@@ -40,6 +42,18 @@ cl::opt<RegionChoice> regions(
                clEnumValN(RegionChoice::Conv, "conv",
                           "convolutions alone, with batched transfers (for training)")),
     cl::cat(category));
+cl::opt<std::string> backend(
+    "backend", cl::value_desc("name"), cl::init("auto"),
+    cl::desc("Default backend baked into OUT (the runtime's RDNA1_BACKEND or API override it): "
+             "auto (per device: host on the CPU, device on AMD GPUs whose native kernels pass "
+             "the probe, else host; vendor on other GPUs), host, device, vendor"),
+    cl::cat(category));
+cl::opt<bool> probe("probe",
+                    cl::desc("Probe this machine's GPUs (crash-safe, cached), print the verdicts "
+                             "and exit; IN is not needed"),
+                    cl::cat(category));
+cl::opt<bool> reprobe("reprobe", cl::desc("As --probe, ignoring cached verdicts"),
+                      cl::cat(category));
 cl::OptionCategory verifyCategory("Verification (before anything is written)");
 cl::opt<bool> verify("verify",
                      cl::desc("Run the original and the rewritten model on the same random "
@@ -100,9 +114,9 @@ std::string plural(int count, const char *noun) {
 
 void printSummary(const passes::ModuleReport &report) {
   const std::string destination = dryRun ? " (dry run, nothing written)" : " -> " + outputPath;
-  if (report.convolutions() + report.norms() == 0) {
+  if (report.unchanged()) {
     std::cout << "nothing to rewrite in " << inputPath << " (no convolution, or already rewritten)"
-              << destination << "\n";
+              << (dryRun ? destination : "; copied unchanged, byte for byte" + destination) << "\n";
     return;
   }
   std::cout << "rewrote " << plural(report.convolutions(), "convolution");
@@ -133,6 +147,12 @@ int rewrite() {
         return tool::kExitUsage;
       }
     }
+    if (!rdna1::parseBackend(backend)) {
+      std::cerr << "rdna1-rewrite: error: --backend=" << backend
+                << " is not one of auto, host, device, vendor\n";
+      return tool::kExitUsage;
+    }
+    request.options.defaultBackend = backend;
     request.options.regions = regions != RegionChoice::PerOp;
     request.options.regionMode = regions == RegionChoice::Max    ? passes::RegionMode::Max
                                  : regions == RegionChoice::Conv ? passes::RegionMode::ConvOnly
@@ -167,6 +187,14 @@ int main(int argc, char **argv) {
   cl::HideUnrelatedOptions({&category, &verifyCategory});
   cl::SetVersionPrinter(printVersion);
   cl::ParseCommandLineOptions(argc, argv, kOverview);
+  if (probe || reprobe) {
+    std::cout << rdna1::describeProbe(reprobe) << "\n";
+    return tool::kExitOk;
+  }
+  if (inputPath.empty()) {
+    std::cerr << "rdna1-rewrite: error: missing <in.pt> (see --help)\n";
+    return tool::kExitUsage;
+  }
   if (!dryRun && outputPath.empty()) {
     std::cerr << "rdna1-rewrite: error: missing <out.pt> (or pass --dry-run)\n";
     return tool::kExitUsage;

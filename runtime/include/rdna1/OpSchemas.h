@@ -59,13 +59,34 @@ inline constexpr const char *kHostParamSchema = "host_param(Tensor? param) -> Te
 
 // Copies host tensors into device tensors (updated running statistics after a
 // training-mode region), batched; pairs that are already the same tensor are skipped.
+// It returns nothing, so it is registered with conservative alias analysis
+// (a side effect TorchScript never removes). Runtimes before 0.2 declared the
+// write as `Tensor(a!)[] targets` instead, and TorchScript's dead-code
+// elimination dropped every call when a saved model was loaded (its targets are
+// module buffers that nothing reads later). Saved code calls the op by name,
+// so files written then keep their statistics with this runtime.
 inline constexpr const char *kCopyBack = "rdna1::copy_back";
 inline constexpr const char *kCopyBackSchema =
-    "copy_back(Tensor(a!)[] targets, Tensor[] sources) -> ()";
+    "copy_back(Tensor[] targets, Tensor[] sources) -> ()";
 
 // Forgets every cached host copy (after writes through `param.data`, which the
 // cache cannot see).
 inline constexpr const char *kClearParamCacheSchema = "clear_param_cache() -> ()";
+
+// The stand-in device (tests on machines without a GPU): host tensors cross
+// region boundaries as copies, as device tensors would.
+inline constexpr const char *kSetStandInDeviceSchema = "set_stand_in_device(bool on) -> ()";
+
+// Backends (rdna1/Backend.h). set_default_backend is what `rdna1-rewrite
+// --backend=X` emits at the top of a model's methods (a side effect, registered
+// with conservative alias analysis so TorchScript keeps it); set_backend is the
+// API override; backend_for names the backend a device resolves to.
+inline constexpr const char *kSetDefaultBackend = "rdna1::set_default_backend";
+inline constexpr const char *kSetDefaultBackendSchema = "set_default_backend(str backend) -> ()";
+inline constexpr const char *kSetBackendSchema = "set_backend(str? backend) -> ()";
+inline constexpr const char *kBackendForSchema = "backend_for(Device device) -> str";
+// The device probe's verdicts, one line per accelerator (DeviceProbe.h).
+inline constexpr const char *kProbeSchema = "probe(bool refresh=False) -> str";
 
 inline constexpr const char *kCountersSchema = "counters() -> Dict(str, int)";
 inline constexpr const char *kResetCountersSchema = "reset_counters() -> ()";

@@ -1,0 +1,352 @@
+#include "NativeConvolution.h"
+
+#include <ATen/ATen.h>
+#include <c10/util/accumulate.h>
+
+#include <algorithm>
+#include <vector>
+
+namespace rdna1 {
+namespace {
+
+using Sizes = std::vector<int64_t>;
+
+bool allEqual(c10::IntArrayRef values, int64_t value) {
+  return std::all_of(values.begin(), values.end(), [value](int64_t v) { return v == value; });
+}
+
+Sizes concat(Sizes head, c10::IntArrayRef tail) {
+  head.insert(head.end(), tail.begin(), tail.end());
+  return head;
+}
+
+int64_t convolvedExtent(int64_t in, int64_t kernel, int64_t stride, int64_t padding,
+                        int64_t dilation) {
+  return (in + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1;
+}
+
+int64_t transposedExtent(int64_t in, int64_t kernel, int64_t stride, int64_t padding,
+                         int64_t dilation, int64_t outputPadding) {
+  return (in - 1) * stride - 2 * padding + dilation * (kernel - 1) + outputPadding + 1;
+}
+
+void checkHyperParameters(const ConvolutionArgs &args, int64_t spatial) {
+  for (const Sizes *list : {&args.stride, &args.padding, &args.dilation, &args.outputPadding})
+    TORCH_CHECK(static_cast<int64_t>(list->size()) == spatial, "rdna1::conv: expected ", spatial,
+                " values per stride, padding, dilation and output padding, got ", list->size());
+  TORCH_CHECK(args.groups > 0, "rdna1::conv: groups must be positive, got ", args.groups);
+  for (int64_t i = 0; i < spatial; ++i) {
+    TORCH_CHECK(args.stride[i] > 0, "rdna1::conv: stride must be positive, got ",
+                c10::IntArrayRef(args.stride));
+    TORCH_CHECK(args.dilation[i] > 0, "rdna1::conv: dilation must be positive, got ",
+                c10::IntArrayRef(args.dilation));
+    TORCH_CHECK(args.padding[i] >= 0, "rdna1::conv: padding must be non-negative, got ",
+                c10::IntArrayRef(args.padding));
+    TORCH_CHECK(!args.transposed ||
+                    (args.outputPadding[i] >= 0 &&
+                     args.outputPadding[i] < std::max(args.stride[i], args.dilation[i])),
+                "rdna1::conv: output padding must be non-negative and smaller than either stride "
+                "or dilation, got output_padding=",
+                c10::IntArrayRef(args.outputPadding), " stride=", c10::IntArrayRef(args.stride),
+                " dilation=", c10::IntArrayRef(args.dilation));
+  }
+}
+
+void checkChannels(const at::Tensor &input, const at::Tensor &weight,
+                   const c10::optional<at::Tensor> &bias, const ConvolutionArgs &args) {
+  const int64_t channels = input.size(input.dim() - weight.dim() + 1);
+  const int64_t groups = args.groups;
+  TORCH_CHECK(weight.size(0) % groups == 0, "rdna1::conv: weight dimension 0 (", weight.size(0),
+              ") must be divisible by groups (", groups, ")");
+  const int64_t expected = args.transposed ? weight.size(0) : weight.size(1) * groups;
+  TORCH_CHECK(channels == expected, "rdna1::conv: input has ", channels,
+              " channels, but the weight ", weight.sizes(), " with groups=", groups, " expects ",
+              expected);
+  const int64_t outChannels = args.transposed ? weight.size(1) * groups : weight.size(0);
+  TORCH_CHECK(!bias || !bias->defined() || (bias->dim() == 1 && bias->numel() == outChannels),
+              "rdna1::conv: expected a bias of ", outChannels, " elements, got shape ",
+              bias->sizes());
+}
+
+void checkExtents(const at::Tensor &input, const at::Tensor &weight, const ConvolutionArgs &args) {
+  const int64_t spatial = weight.dim() - 2;
+  const int64_t first = input.dim() - spatial;
+  for (int64_t i = 0; i < spatial; ++i) {
+    const int64_t in = input.size(first + i), kernel = weight.size(i + 2);
+    const int64_t extent = args.transposed
+                               ? transposedExtent(in, kernel, args.stride[i], args.padding[i],
+                                                  args.dilation[i], args.outputPadding[i])
+                               : in + 2 * args.padding[i] - args.dilation[i] * (kernel - 1);
+    TORCH_CHECK(extent >= 1, "rdna1::conv: input ", input.sizes(), " is too small for the weight ",
+                weight.sizes(), " with padding ", c10::IntArrayRef(args.padding), " and dilation ",
+                c10::IntArrayRef(args.dilation));
+  }
+}
+
+void checkArguments(const at::Tensor &input, const at::Tensor &weight,
+                    const c10::optional<at::Tensor> &bias, const ConvolutionArgs &args) {
+  TORCH_CHECK(weight.dim() >= 3 && weight.dim() <= 5,
+              "rdna1::conv: expected a 3-d, 4-d or 5-d weight, got ", weight.dim(), "-d");
+  TORCH_CHECK(input.dim() == weight.dim() || input.dim() == weight.dim() - 1,
+              "rdna1::conv: expected a ", weight.dim() - 1, "-d or ", weight.dim(),
+              "-d input for a ", weight.dim(), "-d weight, got ", input.dim(), "-d");
+  TORCH_CHECK(input.scalar_type() == weight.scalar_type(), "rdna1::conv: input type (",
+              input.scalar_type(), ") and weight type (", weight.scalar_type(),
+              ") should be the same");
+  TORCH_CHECK(input.device() == weight.device(), "rdna1::conv: input (", input.device(),
+              ") and weight (", weight.device(), ") must be on the same device");
+  if (bias && bias->defined())
+    TORCH_CHECK(bias->scalar_type() == input.scalar_type() && bias->device() == input.device(),
+                "rdna1::conv: bias (", bias->scalar_type(), ", ", bias->device(),
+                ") must match the input (", input.scalar_type(), ", ", input.device(), ")");
+  checkHyperParameters(args, weight.dim() - 2);
+  checkChannels(input, weight, bias, args);
+  checkExtents(input, weight, args);
+}
+
+// Older CPU kernels (matmul, im2col) lack half precision, so reduced precision
+// is computed in float32 there; on accelerators the dtype is kept.
+c10::ScalarType computeType(const at::Tensor &input) {
+  const auto type = input.scalar_type();
+  const bool reduced = type == at::kHalf || type == at::kBFloat16;
+  return reduced && input.is_cpu() ? at::kFloat : type;
+}
+
+// cuDNN, MIOpen and oneDNN answer in channels-last when either operand is in
+// it, and the next layer expects the same.
+c10::MemoryFormat outputMemoryFormat(const at::Tensor &input, const at::Tensor &weight) {
+  if (input.dim() != 4 && input.dim() != 5)
+    return at::MemoryFormat::Contiguous;
+  const auto channelsLast =
+      input.dim() == 4 ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::ChannelsLast3d;
+  const bool wanted = input.suggest_memory_format() == channelsLast ||
+                      weight.suggest_memory_format() == channelsLast;
+  return wanted ? channelsLast : at::MemoryFormat::Contiguous;
+}
+
+// lhs [G, M, K] times, for each batch element, the group's rows [K, L] of
+// rhs [N, G * K, L]: [N, G * M, L] in one bmm over batch and groups. A loop
+// over groups (as ATen's native grouped convolution does) is an order of
+// magnitude slower on GPUs; at::matmul, when gradients are needed, folds a 2-d
+// operand into the other with transposed copies of the (large) columns.
+at::Tensor groupedBmm(const at::Tensor &lhs, const at::Tensor &rhs) {
+  const int64_t groups = lhs.size(0), m = lhs.size(1), k = lhs.size(2);
+  const int64_t n = rhs.size(0), points = rhs.size(2);
+  // One group: the weight broadcasts over the batch without a copy.
+  const at::Tensor batchedLhs =
+      groups == 1 ? lhs.expand({n, m, k})
+                  : lhs.unsqueeze(0).expand({n, groups, m, k}).reshape({n * groups, m, k});
+  return at::bmm(batchedLhs, rhs.reshape({n * groups, k, points})).reshape({n, groups * m, points});
+}
+
+// weight [O, C/G, k...] times columns [N, C * K, L] (K = prod(k)): [N, O, L].
+at::Tensor groupedMatmul(const at::Tensor &weight, const at::Tensor &cols, int64_t groups) {
+  const int64_t out = weight.size(0);
+  return groupedBmm(weight.reshape({groups, out / groups, cols.size(1) / groups}), cols);
+}
+
+// Kernel of ones without padding: a matmul over channels of the (strided)
+// input, no patches needed.
+at::Tensor pointwiseConvolution(const at::Tensor &input, const at::Tensor &weight,
+                                c10::IntArrayRef stride, int64_t groups) {
+  at::Tensor x = input;
+  for (size_t i = 0; i < stride.size(); ++i)
+    if (stride[i] > 1)
+      x = x.slice(static_cast<int64_t>(i) + 2, 0, c10::nullopt, stride[i]);
+  const int64_t n = x.size(0), channels = x.size(1), out = weight.size(0);
+  const Sizes spatial = x.sizes().slice(2).vec();
+  const int64_t points = c10::multiply_integers(spatial);
+  if (input.suggest_memory_format() == at::MemoryFormat::Contiguous)
+    return groupedMatmul(weight, x.reshape({n, channels, points}), groups)
+        .reshape(concat({n, out}, spatial));
+  // Channels-last input is [N * points, C] in memory already; so is the output.
+  const at::Tensor rows =
+      x.movedim(1, -1).reshape({n * points, groups, channels / groups}).transpose(0, 1);
+  const at::Tensor w = weight.reshape({groups, out / groups, channels / groups}).transpose(1, 2);
+  return at::bmm(rows, w)
+      .transpose(0, 1)
+      .reshape(concat(concat({n}, spatial), {out}))
+      .movedim(-1, 1);
+}
+
+at::Tensor convolution2d(const at::Tensor &input, const at::Tensor &weight,
+                         const ConvolutionArgs &args) {
+  const auto kernel = weight.sizes().slice(2);
+  const at::Tensor cols = at::im2col(input, kernel, args.dilation, args.padding, args.stride);
+  Sizes outSizes{input.size(0), weight.size(0)};
+  for (int64_t i = 0; i < 2; ++i)
+    outSizes.push_back(convolvedExtent(input.size(i + 2), kernel[i], args.stride[i],
+                                       args.padding[i], args.dilation[i]));
+  return groupedMatmul(weight, cols, args.groups).reshape(outSizes);
+}
+
+// ATen has no 3-d im2col: unfold each spatial dim of the padded input with
+// windows spanning the dilated kernel, keep every d-th element of a window,
+// and lay the patches out as im2col would: [N, C * K, Do * Ho * Wo].
+at::Tensor patches3d(const at::Tensor &input, c10::IntArrayRef kernel,
+                     const ConvolutionArgs &args) {
+  at::Tensor x = input;
+  if (!allEqual(args.padding, 0)) {
+    const auto &p = args.padding;
+    x = at::constant_pad_nd(x, {p[2], p[2], p[1], p[1], p[0], p[0]}, 0);
+  }
+  for (int64_t i = 0; i < 3; ++i) {
+    x = x.unfold(i + 2, args.dilation[i] * (kernel[i] - 1) + 1, args.stride[i]);
+    if (args.dilation[i] > 1)
+      x = x.slice(-1, 0, c10::nullopt, args.dilation[i]);
+  }
+  const int64_t points = x.size(2) * x.size(3) * x.size(4);
+  return x.permute({0, 1, 5, 6, 7, 2, 3, 4})
+      .reshape({x.size(0), x.size(1) * c10::multiply_integers(kernel), points});
+}
+
+at::Tensor convolution3d(const at::Tensor &input, const at::Tensor &weight,
+                         const ConvolutionArgs &args) {
+  const auto kernel = weight.sizes().slice(2);
+  Sizes outSizes{input.size(0), weight.size(0)};
+  for (int64_t i = 0; i < 3; ++i)
+    outSizes.push_back(convolvedExtent(input.size(i + 2), kernel[i], args.stride[i],
+                                       args.padding[i], args.dilation[i]));
+  return groupedMatmul(weight, patches3d(input, kernel, args), args.groups).reshape(outSizes);
+}
+
+// A transposed convolution's weight [C, O/G, k...] as the weight [O, C/G, k...]
+// of the regular convolution it transposes (not flipped).
+at::Tensor regularWeight(const at::Tensor &weight, int64_t groups) {
+  const auto kernel = weight.sizes().slice(2);
+  const int64_t in = weight.size(0), outPerGroup = weight.size(1);
+  return weight.reshape(concat({groups, in / groups, outPerGroup}, kernel))
+      .transpose(1, 2)
+      .reshape(concat({groups * outPerGroup, in / groups}, kernel));
+}
+
+// Columns W_g^T x_g of all groups in one batched matmul, then col2im sums the
+// overlapping patches into the output.
+at::Tensor transposedConvolution2d(const at::Tensor &input, const at::Tensor &weight,
+                                   const ConvolutionArgs &args) {
+  const auto kernel = weight.sizes().slice(2);
+  const int64_t n = input.size(0), in = input.size(1), groups = args.groups;
+  const int64_t rows = weight.size(1) * kernel[0] * kernel[1];
+  const int64_t points = input.size(2) * input.size(3);
+  const at::Tensor w = weight.reshape({groups, in / groups, rows}).transpose(1, 2);
+  const at::Tensor cols = groupedBmm(w, input.reshape({n, in, points}));
+  Sizes outSize, fullSize;
+  bool oneBlockPerInput = true;
+  for (int64_t i = 0; i < 2; ++i) {
+    const int64_t s = args.stride[i], d = args.dilation[i];
+    outSize.push_back(transposedExtent(input.size(i + 2), kernel[i], s, args.padding[i], d,
+                                       args.outputPadding[i]));
+    fullSize.push_back(transposedExtent(input.size(i + 2), kernel[i], s, 0, d, 0));
+    oneBlockPerInput = oneBlockPerInput && args.outputPadding[i] < s;
+  }
+  if (oneBlockPerInput)
+    return at::col2im(cols, outSize, kernel, args.dilation, args.padding, args.stride);
+  // An output padding of a stride or more (allowed when the dilation is larger)
+  // adds output blocks no input maps to, which col2im rejects: fold the
+  // uncropped output, then crop the padding and append the output padding.
+  const at::Tensor full = at::col2im(cols, fullSize, kernel, args.dilation, {0, 0}, args.stride);
+  const auto &p = args.padding, &op = args.outputPadding;
+  return at::constant_pad_nd(full, {-p[1], op[1] - p[1], -p[0], op[0] - p[0]}, 0);
+}
+
+ConvolutionArgs regularStrideOne(const ConvolutionArgs &args) {
+  ConvolutionArgs regular = args;
+  const size_t spatial = args.stride.size();
+  regular.stride.assign(spatial, 1);
+  regular.padding.assign(spatial, 0);
+  regular.outputPadding.assign(spatial, 0);
+  regular.transposed = false;
+  return regular;
+}
+
+// Spreads the input by the stride (s - 1 zeros between elements) and pads
+// d * (k - 1) - p before and that plus the output padding after (negative
+// crops), so that a stride-1 convolution with the flipped kernel transposes.
+at::Tensor spreadAndPad(const at::Tensor &input, c10::IntArrayRef kernel,
+                        const ConvolutionArgs &args) {
+  const int64_t spatial = static_cast<int64_t>(kernel.size());
+  at::Tensor x = input;
+  Sizes pad(2 * spatial); // constant_pad_nd order: last dim first
+  for (int64_t i = 0; i < spatial; ++i) {
+    const int64_t dim = i + 2, s = args.stride[i];
+    const int64_t before = args.dilation[i] * (kernel[i] - 1) - args.padding[i];
+    int64_t after = before + args.outputPadding[i];
+    if (s > 1) {
+      // Each element followed by s - 1 zeros; the zeros after the last one are cropped below.
+      x = x.unsqueeze(dim + 1);
+      Sizes spread(2 * (x.dim() - dim - 1), 0);
+      spread.back() = s - 1;
+      x = at::constant_pad_nd(x, spread, 0).flatten(dim, dim + 1);
+      after -= s - 1;
+    }
+    pad[2 * (spatial - 1 - i)] = before;
+    pad[2 * (spatial - 1 - i) + 1] = after;
+  }
+  return allEqual(pad, 0) ? x : at::constant_pad_nd(x, pad, 0);
+}
+
+at::Tensor convolveBatched(const at::Tensor &input, const at::Tensor &weight,
+                           const ConvolutionArgs &args);
+
+at::Tensor transposedConvolution3d(const at::Tensor &input, const at::Tensor &weight,
+                                   const ConvolutionArgs &args) {
+  const at::Tensor spread = spreadAndPad(input, weight.sizes().slice(2), args);
+  const at::Tensor flipped = regularWeight(weight, args.groups).flip({2, 3, 4});
+  return convolveBatched(spread, flipped, regularStrideOne(args));
+}
+
+// 1-d as 2-d with a leading spatial dim of extent 1.
+ConvolutionArgs liftTo2d(const ConvolutionArgs &args) {
+  ConvolutionArgs lifted = args;
+  lifted.stride.insert(lifted.stride.begin(), 1);
+  lifted.padding.insert(lifted.padding.begin(), 0);
+  lifted.dilation.insert(lifted.dilation.begin(), 1);
+  lifted.outputPadding.insert(lifted.outputPadding.begin(), 0);
+  return lifted;
+}
+
+bool isPointwise(const at::Tensor &weight, const ConvolutionArgs &args) {
+  const bool plain = allEqual(weight.sizes().slice(2), 1) && allEqual(args.padding, 0);
+  if (!args.transposed)
+    return plain;
+  return plain && allEqual(args.stride, 1) && allEqual(args.outputPadding, 0);
+}
+
+at::Tensor convolveBatched(const at::Tensor &input, const at::Tensor &weight,
+                           const ConvolutionArgs &args) {
+  if (weight.dim() == 3)
+    return convolveBatched(input.unsqueeze(2), weight.unsqueeze(2), liftTo2d(args)).squeeze(2);
+  if (isPointwise(weight, args)) {
+    const at::Tensor w = args.transposed ? regularWeight(weight, args.groups) : weight;
+    return pointwiseConvolution(input, w, args.stride, args.groups);
+  }
+  if (weight.dim() == 4)
+    return args.transposed ? transposedConvolution2d(input, weight, args)
+                           : convolution2d(input, weight, args);
+  return args.transposed ? transposedConvolution3d(input, weight, args)
+                         : convolution3d(input, weight, args);
+}
+
+at::Tensor addBias(const at::Tensor &out, const at::Tensor &bias) {
+  Sizes shape(out.dim(), 1);
+  shape[1] = bias.numel();
+  return out + bias.reshape(shape);
+}
+
+} // namespace
+
+at::Tensor nativeConvolution(const at::Tensor &input, const at::Tensor &weight,
+                             const c10::optional<at::Tensor> &bias, const ConvolutionArgs &args) {
+  checkArguments(input, weight, bias, args);
+  const bool unbatched = input.dim() == weight.dim() - 1;
+  const auto compute = computeType(input);
+  const at::Tensor x = (unbatched ? input.unsqueeze(0) : input).to(compute);
+  const at::Tensor w = weight.to(compute);
+  at::Tensor out = convolveBatched(x, w, args).contiguous(outputMemoryFormat(x, w));
+  if (bias && bias->defined())
+    out = addBias(out, bias->to(compute));
+  out = out.to(input.scalar_type());
+  return unbatched ? out.squeeze(0) : out;
+}
+
+} // namespace rdna1
