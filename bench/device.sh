@@ -8,6 +8,7 @@
 #   probe      the device probe's verdict for each GPU (rdna1.probe, refreshed)
 #   state      zoo models with batch norm: training-mode state_dict after --regions auto, max and
 #              conv matches the original on the GPU (device_zoo.py --training-state-only)
+#   statefamilies  the same, one zoo model per family (--set families)
 #   devzoo     one zoo model per family and the model shapes with backend device: no cuDNN/MIOpen,
 #              0 bytes across the bus, accuracy as the original's (device_zoo.py --backend device)
 #   zoo        device_zoo.py with ZOO_ARGS (the whole zoo, host backend, by default)
@@ -51,6 +52,7 @@ for name in "${@:-check bench}"; do
       bench) step bench python3 bench/benchmark.py --out "$out" ${BENCH_ARGS:-} ;;
       probe) step probe python3 -c 'import rdna1; print(rdna1.probe(True)); print(rdna1.probe())' ;;
       state) step state python3 bench/device_zoo.py --only zoo --training-state-only ${STATE_ARGS:-} ;;
+      statefamilies) step statefamilies python3 bench/device_zoo.py --only zoo --set families --training-state-only ;;
       devzoo) step devzoo python3 bench/device_zoo.py --backend device --set families ${DEVZOO_ARGS:-} ;;
       zoo) step zoo python3 bench/device_zoo.py ${ZOO_ARGS:-} ;;
       long) step long python3 bench/device_long.py ;;

@@ -223,6 +223,7 @@ def main():
     parser.add_argument('--training-state', action='store_true')
     parser.add_argument('--training-state-only', action='store_true')
     parser.add_argument('--state-regions', default='auto,max,conv')
+    parser.add_argument('--no-giants', action='store_true', help='skip the models over 190M parameters')
     args = parser.parse_args()
     global EXPLAIN, BACKEND
     EXPLAIN, BACKEND = args.explain, args.backend
@@ -244,6 +245,8 @@ def main():
                          ('channels_last',)))
     if args.models:
         jobs = [job for job in jobs if job[0] in args.models.split(',')]
+    if args.no_giants:
+        jobs = [job for job in jobs if job[0] not in zoo_models.GIANTS]
     shard, count = (int(n) for n in args.shard.split('/'))
     jobs = jobs[shard::count]
 
