@@ -126,7 +126,8 @@ def main():
     parser.add_argument('--out', default=None)
     args = parser.parse_args()
     torch.backends.cudnn.benchmark = True
-    print(rdna1.runtime_info(), '| torch', torch.__version__, '|', torch.cuda.get_device_name(),
+    print(rdna1.runtime_info(), '| torch', torch.__version__, '|',
+          torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU',
           '| host threads', torch.get_num_threads(), flush=True)
     jobs = [(p.split(':')[0], 'infer', int(p.split(':')[1])) for p in args.infer.split(',') if p]
     jobs += [(p.split(':')[0], 'train', int(p.split(':')[1])) for p in args.train.split(',') if p]

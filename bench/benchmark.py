@@ -102,7 +102,11 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def time_ms(step, make_input, device, warmup=3, budget_s=4.0, max_repeats=15):
+BUDGET_S = float(os.environ.get('BENCH_BUDGET_S', 4.0))  # timing budget per measurement
+
+
+def time_ms(step, make_input, device, warmup=3, budget_s=None, max_repeats=15):
+    budget_s = BUDGET_S if budget_s is None else budget_s
     for _ in range(warmup):
         step(make_input())
     sync(device)

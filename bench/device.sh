@@ -36,7 +36,7 @@ step() { # step NAME COMMAND...: runs it, logs to $out/NAME.log, remembers a fai
   local name=$1 start=$SECONDS
   shift
   echo "=== $name: $*"
-  "$@" 2>&1 | grep -v -i warn | tee "$out/$name.log"
+  "$@" 2>&1 | grep -v -i -E '^[^ ]*warn|^ +warnings?\.' | tee "$out/$name.log"
   local result=${PIPESTATUS[0]}
   echo "=== $name: exit $result after $((SECONDS - start)) s"
   ((result == 0)) || status=1

@@ -175,39 +175,54 @@ def has_batch_norm(model):
 
 
 def train_mode_state(module, inputs, forwards=3):
+    """The state_dict after `forwards` training-mode forwards on a batch of two (each input and its
+    mirror image: batch norm in training mode needs more than one value per channel)."""
     module.train()
     torch.manual_seed(0)
+    batch = [torch.cat([x, x.flip(-1)]) for x in inputs]
     for _ in range(forwards):
-        output_tensors(module(*inputs))
+        output_tensors(module(*batch))
     synchronize()
     return {key: value.detach().cpu() for key, value in module.state_dict().items()}
 
 
+def state_error(state, reference):
+    """Largest |difference| / max(1, max |reference|) over the floating-point entries; the others
+    (num_batches_tracked) must be equal."""
+    worst = 0.0
+    for key, want in reference.items():
+        got = state[key]
+        if not want.is_floating_point():
+            assert torch.equal(got, want), f'{key}: {got.tolist()} != {want.tolist()}'
+        elif want.numel():
+            worst = max(worst, (got.double() - want).abs().max().item() / max(1.0, want.abs().max().item()))
+    return worst
+
+
 def check_training_state(name, model, inputs, directory, device, regions_modes):
-    """Three training-mode forwards of the original and of the rewritten model on the device (each
-    regions mode): the whole state_dict must agree; returns the worst difference per mode."""
+    """Three training-mode forwards of the rewritten model on the device (each regions mode): its
+    whole state_dict must be as close to the original's in float64 on the host as the original's
+    own on the device is (at most twice as far, or 1e-5). Batch statistics of tiny deep feature
+    maps amplify summation-order noise, so two float32 runs can differ by 1e-3 where float64 is
+    the fair judge; a statistic that never crossed back keeps its initial value, 0.1 or more off."""
     scripted = torch.jit.script(model)
-    inputs = [x.to(device) for x in inputs]
-    expected = train_mode_state(copy.deepcopy(scripted).to(device), inputs)
     initial = {key: value.detach().cpu() for key, value in scripted.state_dict().items()}
-    moved = [k for k in expected if k.endswith('running_mean') and not torch.equal(expected[k], initial[k])]
+    reference = train_mode_state(copy.deepcopy(scripted).double(), [x.double() for x in inputs])
+    inputs = [x.to(device) for x in inputs]
+    original = train_mode_state(copy.deepcopy(scripted).to(device), inputs)
+    moved = [k for k in original if k.endswith('running_mean') and not torch.equal(original[k], initial[k])]
     assert moved, 'the original\'s running statistics did not move'
-    worst = {}
+    original_error = state_error(original, reference)
+    errors = {}
     for regions in regions_modes:
         rewritten = rewritten_copy(copy.deepcopy(scripted), directory, name, device, regions)
         actual = train_mode_state(rewritten, inputs)
-        assert sorted(actual) == sorted(expected), 'state_dict keys differ'
-        error = 0.0
-        for key, want in expected.items():
-            got = actual[key]
-            if not want.is_floating_point():
-                assert torch.equal(got, want), f'{regions}: {key} {got.tolist()} != {want.tolist()}'
-                continue
-            scale = max(1.0, want.abs().max().item()) if want.numel() else 1.0
-            error = max(error, (got - want).abs().max().item() / scale if want.numel() else 0.0)
-        assert error <= 1e-4, f'{regions}: state differs by {error:.2e} (relative to max(1, |value|))'
-        worst[regions] = error
-    return 'training-mode state matches: ' + ', '.join(f'{r} {e:.1e}' for r, e in worst.items())
+        assert sorted(actual) == sorted(reference), 'state_dict keys differ'
+        errors[regions] = state_error(actual, reference)
+        assert errors[regions] <= max(1e-5, 2 * original_error), \
+            f'{regions}: state {errors[regions]:.2e} off float64, the original {original_error:.2e}'
+    return (f'training-mode state vs float64: original {original_error:.1e}, '
+            + ', '.join(f'{r} {e:.1e}' for r, e in errors.items()))
 
 
 def main():

@@ -124,13 +124,20 @@ int timeoutSeconds() {
   return seconds > 0 ? seconds : 120;
 }
 
-std::string lastLine(const std::string &text) {
-  const size_t end = text.find_last_not_of("\n ");
-  if (end == std::string::npos)
-    return "";
-  const size_t start = text.find_last_of('\n', end);
-  return text.substr(start == std::string::npos ? 0 : start + 1,
-                     end - (start == std::string::npos ? 0 : start + 1) + 1);
+// The probe program's own verdict line ("ok: ...", "mismatch: ...", "error: ..."):
+// libraries may print warnings after it. Else the last line, whatever it says.
+std::string verdictLine(const std::string &text) {
+  std::istringstream lines(text);
+  std::string line, verdict, last;
+  while (std::getline(lines, line)) {
+    if (line.find_first_not_of(" \r") == std::string::npos)
+      continue;
+    last = line;
+    for (const char *prefix : {"ok: ", "mismatch: ", "error: "})
+      if (line.rfind(prefix, 0) == 0)
+        verdict = line;
+  }
+  return verdict.empty() ? last : verdict;
 }
 
 // Runs the probe program on cuda:index; its verdict, from its exit and last line.
@@ -188,7 +195,7 @@ ProbeVerdict runChild(const std::string &program, int index) {
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
 
-  const std::string last = lastLine(output);
+  const std::string last = verdictLine(output);
   if (timedOut)
     verdict.detail = "the probe hung (no answer in " + std::to_string(timeout) + " s)";
   else if (WIFSIGNALED(status))
