@@ -2,8 +2,8 @@
 
 #include "HipProbe.h"
 
-#include <ATen/detail/CUDAHooksInterface.h>
 #include <c10/core/impl/DeviceGuardImplInterface.h>
+#include <c10/macros/Macros.h>
 #include <torch/version.h>
 
 #include <dlfcn.h>
@@ -211,14 +211,15 @@ ProbeVerdict runChild(const std::string &program, int index) {
 
 } // namespace
 
+// A ROCm build of torch is known when the runtime is compiled against it (its
+// headers define USE_ROCM); asking torch's CUDA hooks at run time crashed with
+// pip torch 2.11.
 bool isAmdGpuMachine() {
-  if (hipDeviceCount() > 0)
-    return true;
-  try {
-    return at::detail::getCUDAHooks().hasROCM();
-  } catch (const std::exception &) {
-    return false;
-  }
+#if defined(USE_ROCM)
+  return true;
+#else
+  return hipDeviceCount() > 0;
+#endif
 }
 
 ProbeVerdict probeDevice(int index, bool refresh) {
