@@ -211,14 +211,14 @@ ProbeVerdict runChild(const std::string &program, int index) {
 
 } // namespace
 
-// A ROCm build of torch is known when the runtime is compiled against it (its
-// headers define USE_ROCM); asking torch's CUDA hooks at run time crashed with
-// pip torch 2.11.
+// AMD's when HIP sees devices, or when the process has the HIP runtime loaded
+// (a ROCm build of torch links it). (Asking torch's CUDA hooks instead crashed
+// the process with pip torch 2.11.)
 bool isAmdGpuMachine() {
 #if defined(USE_ROCM)
   return true;
 #else
-  return hipDeviceCount() > 0;
+  return hipDeviceCount() > 0 || ::dlsym(RTLD_DEFAULT, "hipGetDeviceCount") != nullptr;
 #endif
 }
 
