@@ -217,8 +217,10 @@ ProbeVerdict runChild(const std::string &program, int index) {
 bool isAmdGpuMachine() {
 #if defined(USE_ROCM)
   return true;
+#elif defined(RDNA1_WITH_HIP)
+  return hipDeviceCount() > 0; // our own HIP link answers for the machine
 #else
-  return hipDeviceCount() > 0 || ::dlsym(RTLD_DEFAULT, "hipGetDeviceCount") != nullptr;
+  return ::dlsym(RTLD_DEFAULT, "hipGetDeviceCount") != nullptr;
 #endif
 }
 
