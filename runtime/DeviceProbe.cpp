@@ -22,7 +22,6 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
-#include <sstream>
 #include <vector>
 
 extern char **environ;
@@ -49,15 +48,10 @@ int acceleratorCount() {
 }
 
 // Everything that could change the verdict: the device and its driver, torch, this runtime.
+// (No string streams in this file: built against pip torch 2.11 they crash.)
 std::string deviceKey(int index) {
-  std::ostringstream key;
-  key << "cuda:" << index << " " << hipDeviceKey(index) << " torch " << TORCH_VERSION << " rdna1 "
-      << RDNA1_VERSION;
-  try {
-    key << " " << at::detail::getCUDAHooks().showConfig();
-  } catch (const std::exception &) {
-  }
-  return key.str();
+  return "cuda:" + std::to_string(index) + " " + hipDeviceKey(index) +
+         " torch " TORCH_VERSION " rdna1 " RDNA1_VERSION;
 }
 
 fs::path cacheDirectory() {
@@ -127,9 +121,13 @@ int timeoutSeconds() {
 // The probe program's own verdict line ("ok: ...", "mismatch: ...", "error: ..."):
 // libraries may print warnings after it. Else the last line, whatever it says.
 std::string verdictLine(const std::string &text) {
-  std::istringstream lines(text);
-  std::string line, verdict, last;
-  while (std::getline(lines, line)) {
+  std::string verdict, last;
+  for (size_t start = 0; start < text.size();) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos)
+      end = text.size();
+    const std::string line = text.substr(start, end - start);
+    start = end + 1;
     if (line.find_first_not_of(" \r") == std::string::npos)
       continue;
     last = line;
@@ -247,27 +245,25 @@ ProbeVerdict probeDevice(int index, bool refresh) {
 }
 
 std::string describeProbe(bool refresh) {
-  std::ostringstream out;
   const int count = acceleratorCount();
-  if (count == 0) {
-    out << "no GPU (" << describeHipDevices()
-        << "; torch sees no CUDA/ROCm device): backend auto runs convolutions on the host";
-    return out.str();
-  }
+  if (count == 0)
+    return "no GPU (" + describeHipDevices() +
+           "; torch sees no CUDA/ROCm device): backend auto runs convolutions on the host";
   const bool amd = isAmdGpuMachine();
+  std::string out;
   for (int i = 0; i < count; ++i) {
     const ProbeVerdict verdict = probeDevice(i, refresh);
-    out << (i ? "\n" : "") << "cuda:" << i;
+    out += (i ? "\ncuda:" : "cuda:") + std::to_string(i);
     const std::string hip = hipDeviceKey(i);
     if (!hip.empty())
-      out << " (" << hip << ")";
-    out << ": " << (verdict.deviceWorks ? "device" : "host") << " -- " << verdict.detail;
+      out += " (" + hip + ")";
+    out += std::string(": ") + (verdict.deviceWorks ? "device" : "host") + " -- " + verdict.detail;
     if (!verdict.cachePath.empty())
-      out << (verdict.fromCache ? "; cached in " : "; saved to ") << verdict.cachePath;
-    out << "; backend auto uses "
-        << (amd ? (verdict.deviceWorks ? "device" : "host") : "vendor (not an AMD GPU)");
+      out += (verdict.fromCache ? "; cached in " : "; saved to ") + verdict.cachePath;
+    out += std::string("; backend auto uses ") +
+           (amd ? (verdict.deviceWorks ? "device" : "host") : "vendor (not an AMD GPU)");
   }
-  return out.str();
+  return out;
 }
 
 } // namespace rdna1

@@ -48,9 +48,8 @@ std::string hipDeviceKey(int index) {
   int runtime = 0;
   (void)hipDriverGetVersion(&driver);
   (void)hipRuntimeGetVersion(&runtime);
-  std::ostringstream key;
-  key << props.name << " " << props.gcnArchName << " driver " << driver << " hip " << runtime;
-  return key.str();
+  return std::string(props.name) + " " + props.gcnArchName + " driver " + std::to_string(driver) +
+         " hip " + std::to_string(runtime);
 }
 #else
 std::string describeHipDevices() {
