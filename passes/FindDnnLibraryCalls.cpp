@@ -27,7 +27,30 @@ bool reachesDnnLibrary(const torch::jit::Node *node) {
   return false;
 }
 
+bool stillUsesDnnLibrary(const torch::jit::Node *node) {
+  static const std::array<const char *, 7> kKinds{"aten::lstm",
+                                                  "aten::gru",
+                                                  "aten::rnn_tanh",
+                                                  "aten::rnn_relu",
+                                                  "aten::ctc_loss",
+                                                  "aten::grid_sampler",
+                                                  "aten::affine_grid_generator"};
+  const std::string kind = node->kind().toQualString();
+  for (const char *known : kKinds)
+    if (kind == known)
+      return true;
+  return false;
+}
+
 } // namespace
+
+std::vector<std::string> FindRemainingDnnUsers(const std::shared_ptr<torch::jit::Graph> &graph) {
+  std::vector<std::string> found;
+  for (torch::jit::Node *node : allNodes(graph))
+    if (stillUsesDnnLibrary(node))
+      found.emplace_back(node->kind().toQualString());
+  return found;
+}
 
 std::vector<std::string> FindDnnLibraryCalls(const std::shared_ptr<torch::jit::Graph> &graph) {
   std::vector<std::string> found;

@@ -7,10 +7,15 @@
 #include "LowerConvolutions.h"
 #include "SetDefaultBackend.h"
 
+#include "GraphWalk.h"
+
+#include <rdna1/OpSchemas.h>
+
 #include <torch/csrc/jit/api/function_impl.h>
 #include <torch/csrc/jit/api/module.h>
 #include <torch/csrc/jit/passes/inliner.h>
 
+#include <tuple>
 #include <unordered_set>
 
 namespace rdna1::passes {
@@ -27,7 +32,39 @@ MethodReport rewriteGraph(const std::shared_ptr<torch::jit::Graph> &graph,
   for (const auto &[kind, count] : DisableCudnnInNorms(graph))
     report.norms[kind] += count;
   report.dnnLibraryCalls = FindDnnLibraryCalls(graph);
+  report.remainingDnnUsers = FindRemainingDnnUsers(graph);
   return report;
+}
+
+bool isConvolutionCall(const torch::jit::Node *node) {
+  static const auto kConv = c10::Symbol::fromQualString(ops::kConv);
+  static const auto kConvBackward = c10::Symbol::fromQualString(ops::kConvBackward);
+  return node->kind() == kConv || node->kind() == kConvBackward;
+}
+
+bool isNormCall(const torch::jit::Node *node) {
+  static const auto kBatchNorm = c10::Symbol::fromQualString(ops::kBatchNorm);
+  static const auto kInstanceNorm = c10::Symbol::fromQualString(ops::kInstanceNorm);
+  return node->kind() == kBatchNorm || node->kind() == kInstanceNorm;
+}
+
+// Convolution and norm calls of the module's largest own method (forward, for
+// most models), inlined: the layers a user counts. (Methods call each other:
+// torchvision's forward calls _forward_impl, so they are not summed.)
+std::pair<int, int> countLayers(torch::jit::Module &module) {
+  std::pair<int, int> largest{0, 0};
+  for (const torch::jit::Method &method : module.get_methods()) {
+    const std::shared_ptr<torch::jit::Graph> graph = method.graph()->copy();
+    torch::jit::Inline(*graph);
+    std::pair<int, int> layers{0, 0};
+    for (torch::jit::Node *node : allNodes(graph)) {
+      layers.first += isConvolutionCall(node) ? 1 : 0;
+      layers.second += isNormCall(node) ? 1 : 0;
+    }
+    if (layers.first + layers.second > largest.first + largest.second)
+      largest = layers;
+  }
+  return largest;
 }
 
 // Regions must span submodule boundaries, so the module's own methods are
@@ -100,7 +137,8 @@ ModuleReport RewriteModule(torch::jit::Module &module, const RewriteOptions &opt
       continue;
     MethodReport method =
         rewriteGraph(torch::jit::toGraphFunction(*function).graph(), function->qualname());
-    if (total(method.convolutions) + total(method.norms) > 0 || !method.dnnLibraryCalls.empty())
+    if (total(method.convolutions) + total(method.norms) > 0 || !method.dnnLibraryCalls.empty() ||
+        !method.remainingDnnUsers.empty())
       report.methods.push_back(std::move(method));
   }
   if (options.regions)
@@ -108,6 +146,7 @@ ModuleReport RewriteModule(torch::jit::Module &module, const RewriteOptions &opt
   report.defaultBackend = options.defaultBackend;
   for (const torch::jit::Method &method : module.get_methods())
     report.backendChanged |= SetDefaultBackend(method.graph(), options.defaultBackend);
+  std::tie(report.convolutionLayers, report.normLayers) = countLayers(module);
   return report;
 }
 

@@ -19,7 +19,8 @@ struct MethodReport {
   std::string method; // method or function name
   RewriteCounts convolutions;
   RewriteCounts norms;
-  std::vector<std::string> dnnLibraryCalls; // left behind: the model is not safe to write
+  std::vector<std::string> dnnLibraryCalls;   // left behind: the model is not safe to write
+  std::vector<std::string> remainingDnnUsers; // not rewritten, still reach cuDNN/MIOpen (RNNs)
 };
 
 struct RewriteOptions {
@@ -34,9 +35,14 @@ struct RewriteOptions {
 struct ModuleReport {
   std::vector<MethodReport> methods; // those with anything to report
   int regions = 0;                   // host regions inserted
+  // Layers as a user counts them: convolution and norm calls in the module's
+  // largest own method (forward, for most models) with every call inlined. (A
+  // class's method graph is one code site however many instances call it.)
+  int convolutionLayers = 0;
+  int normLayers = 0;
   std::string defaultBackend = "auto";
   bool backendChanged = false; // the baked-in default was added, changed or removed
-  int convolutions() const;
+  int convolutions() const;    // code sites
   int norms() const;
   int methodsChanged() const;
   bool safe() const;

@@ -1,6 +1,6 @@
 #include <rdna1/Backend.h>
 
-#include "DeviceProbe.h"
+#include <rdna1/DeviceProbe.h>
 
 #include <c10/util/Exception.h>
 

@@ -1,4 +1,4 @@
-#include "DeviceProbe.h"
+#include <rdna1/DeviceProbe.h>
 
 #include "HipProbe.h"
 

@@ -72,8 +72,11 @@ at::Tensor hostConvolution(const at::Tensor &input, const at::Tensor &weight,
   c10::optional<at::Tensor> hostBias;
   if (bias && bias->defined())
     hostBias = bias->to(compute);
+  // libtorch 1.13's CPU convolution fails on an empty input with a channels-last
+  // weight (as the host weight cache holds them): use a contiguous one there.
+  const at::Tensor hostWeight = input.numel() == 0 ? weight.contiguous() : weight;
   at::Tensor out = at::convolution(unbatched ? input.unsqueeze(0).to(compute) : input.to(compute),
-                                   weight.to(compute), hostBias, args.stride, args.padding,
+                                   hostWeight.to(compute), hostBias, args.stride, args.padding,
                                    args.dilation, args.transposed, args.outputPadding, args.groups);
   if (unbatched)
     out = out.squeeze(0);
@@ -98,8 +101,9 @@ hostConvolutionBackward(const at::Tensor &gradOutput, const at::Tensor &input,
     gradOut = gradOut.unsqueeze(0);
     in = in.unsqueeze(0);
   }
+  const at::Tensor hostWeight = in.numel() == 0 ? weight.contiguous() : weight; // as forward
   auto [gradInput, gradWeight, gradBias] = at::convolution_backward(
-      gradOut, in, weight.to(compute), biasSizes, args.stride, args.padding, args.dilation,
+      gradOut, in, hostWeight.to(compute), biasSizes, args.stride, args.padding, args.dilation,
       args.transposed, args.outputPadding, args.groups, outputMask);
   if (unbatched && gradInput.defined())
     gradInput = gradInput.squeeze(0);

@@ -1,10 +1,10 @@
 // Declares the rdna1:: operators (schemas from OpSchemas.h); kernels register
 // themselves in their own files.
 #include "Counters.h"
-#include "DeviceProbe.h"
 #include "HipProbe.h"
 #include "HostParamCache.h"
 #include "StandInDevice.h"
+#include <rdna1/DeviceProbe.h>
 
 #include <rdna1/Backend.h>
 #include <rdna1/OpSchemas.h>

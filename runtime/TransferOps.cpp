@@ -96,7 +96,8 @@ public:
                         toHost ? batchedToHost(tensors) : batchedToDevices(tensors, targets));
   }
   static variable_list backward(AutogradContext *ctx, variable_list grads) {
-    variable_list out = MoveFunction::apply(grads, savedDevices(ctx));
+    // As a TensorList: autograd tracks tensor and TensorList arguments, not vectors.
+    variable_list out = MoveFunction::apply(at::TensorList(grads), savedDevices(ctx));
     out.emplace_back(); // no gradient for the targets
     return out;
   }
@@ -111,7 +112,7 @@ public:
     return freshOutputs(ctx, params, HostParamCache::get().lookup(params));
   }
   static variable_list backward(AutogradContext *ctx, variable_list grads) {
-    return MoveFunction::apply(grads, savedDevices(ctx));
+    return MoveFunction::apply(at::TensorList(grads), savedDevices(ctx));
   }
 };
 

@@ -21,15 +21,23 @@ struct Options {
   uint64_t seed = 0;
 };
 
+// "2x3x64x64": positive integers separated by 'x', nothing else (so "1,1,8,8" is an error,
+// not [1]).
 std::vector<int64_t> parseShape(const std::string &text) {
   std::vector<int64_t> shape;
-  std::stringstream in(text);
-  std::string part;
-  while (std::getline(in, part, 'x'))
+  size_t start = 0;
+  while (true) {
+    const size_t end = text.find('x', start);
+    const std::string part = text.substr(start, end == std::string::npos ? end : end - start);
+    if (part.empty() || part.size() > 12 ||
+        part.find_first_not_of("0123456789") != std::string::npos || std::stoll(part) == 0)
+      throw std::invalid_argument("invalid shape '" + text +
+                                  "': expected positive integers separated by 'x', e.g. 2x3x64x64");
     shape.push_back(std::stoll(part));
-  if (shape.empty())
-    throw std::invalid_argument("empty shape");
-  return shape;
+    if (end == std::string::npos)
+      return shape;
+    start = end + 1;
+  }
 }
 
 Options parseOptions(int argc, char **argv) {

@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake ccache libtorch-dev python3-torch python3-torchvision
-          llvm-dev libamdhip64-dev libgtest-dev zlib1g-dev clang-14 libclang-rt-14-dev)
+          llvm-dev libamdhip64-dev libgtest-dev zlib1g-dev clang-14 libclang-rt-14-dev
+          python3-pip python3-venv python3-setuptools)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")

@@ -1,18 +1,26 @@
-"""Loads models rewritten by rdna1-rewrite, whose convolutions run on the host.
+"""Rewrites TorchScript models so their convolutions never reach cuDNN/MIOpen, and runs them.
 
-    import rdna1
-    model = rdna1.load("out.pt")          # or rdna1.load("out.pt", map_location="cuda")
+    import rdna1                           # registers the rdna1:: operators
+    model = torch.jit.load("out.pt")       # or rdna1.load("out.pt", map_location="cuda")
+    rdna1.rewrite("in.pt", "out.pt")       # as the rdna1-rewrite tool; also modules in memory
 
 The runtime library (librdna1_runtime.so) is found through the RDNA1_RUNTIME environment
-variable, next to this package, or in the build tree (build/lib) of the source checkout.
+variable, next to this package (pip install), or in the build tree (build/lib) of the source
+checkout. python3 -m rdna1 IN OUT [options] is the command line.
 """
+import collections
+import glob
+import json
 import os
 import re
+import tempfile
 import zipfile
 
 import torch
 
-__all__ = ['load', 'rewrite', 'load_runtime', 'runtime_path', 'runtime_info', 'counters', 'reset_counters', 'clear_param_cache',
+__version__ = '0.2.0'  # the project's version (CMakeLists.txt); e2e_python_load checks they agree
+
+__all__ = ['load', 'rewrite', 'RewriteResult', 'load_runtime', 'runtime_path', 'runtime_info', 'counters', 'reset_counters', 'clear_param_cache',
            'set_stand_in_device', 'set_backend', 'backend_for', 'probe', 'RuntimeNotFoundError']
 
 _LIBRARY = 'librdna1_runtime.so'
@@ -23,13 +31,23 @@ class RuntimeNotFoundError(RuntimeError):
     """The rdna1 runtime library could not be found or loaded."""
 
 
+def _beside(directory, stem):
+    """`stem` in `directory`: the unversioned name, else its versioned file (an installed package
+    holds only librdna1_runtime.so.X.Y, the name the rewriter library asks for)."""
+    plain = os.path.join(directory, stem)
+    if os.path.isfile(plain):
+        return plain
+    versioned = sorted(glob.glob(plain + '.*'))
+    return versioned[-1] if versioned else plain
+
+
 def _candidates():
     env = os.environ.get('RDNA1_RUNTIME')
     if env:
         yield env
         return
     here = os.path.dirname(os.path.abspath(__file__))
-    yield os.path.join(here, _LIBRARY)
+    yield _beside(here, _LIBRARY)
     yield os.path.join(here, os.pardir, os.pardir, 'build', 'lib', _LIBRARY)
 
 
@@ -60,20 +78,47 @@ def load_runtime():
     return path
 
 
-def rewrite(input_path, output_path, regions='auto', backend='auto'):
-    """Rewrites a saved TorchScript model as the rdna1-rewrite tool does (no LLVM needed).
-    `backend` is the default baked into the output (see set_backend).
+RewriteResult = collections.namedtuple('RewriteResult', 'summary report warnings module')
+RewriteResult.__doc__ = """What rdna1.rewrite did: the one-line summary (also str() of the result),
+the report as a dict (docs/report.md), one warning per node that still reaches cuDNN/MIOpen, and
+the rewritten module when the input was a module in memory (else None)."""
+RewriteResult.__str__ = lambda self: self.summary
 
-    Uses librdna1_rewriter.so from the runtime's folder. Returns the one-line summary;
-    raises RuntimeError with the tool's message on bad input.
-    """
+
+def _rewriter():
     runtime = load_runtime()
-    rewriter = os.path.join(os.path.dirname(runtime), 'librdna1_rewriter.so')
-    if not os.path.isfile(rewriter):
-        raise RuntimeNotFoundError(f'rdna1 rewriter library not found next to the runtime: {rewriter}')
+    path = _beside(os.path.dirname(runtime), 'librdna1_rewriter.so')
+    if not os.path.isfile(path):
+        raise RuntimeNotFoundError(f'rdna1 rewriter library not found next to the runtime: {path}')
     if not hasattr(torch.ops.rdna1_tools, 'rewrite_file'):
-        torch.ops.load_library(rewriter)
-    return torch.ops.rdna1_tools.rewrite_file(os.fspath(input_path), os.fspath(output_path), regions, backend)
+        torch.ops.load_library(path)
+    return torch.ops.rdna1_tools.rewrite_file
+
+
+def rewrite(source, output=None, regions='auto', backend='auto', dry_run=False, strict=False):
+    """Rewrites a TorchScript model as the rdna1-rewrite tool does (no LLVM needed).
+
+    `source` is a path or a torch.jit.ScriptModule. With a path, the result is written to
+    `output` (atomically; nothing with `dry_run`). With a module, `output` may be omitted and the
+    rewritten module is returned in the result (`.module`). `regions`: 'auto', 'per-op', 'max' or
+    'conv'; `backend`: the default baked in ('auto', 'host', 'device', 'vendor'); `strict`: refuse
+    nodes that would still reach cuDNN/MIOpen instead of warning. Raises RuntimeError with the
+    tool's one-line message on bad input. Returns a RewriteResult.
+    """
+    rewrite_file = _rewriter()
+    if isinstance(source, torch.jit.ScriptModule):
+        with tempfile.TemporaryDirectory() as directory:
+            path = os.path.join(directory, 'in.pt')
+            out = os.fspath(output) if output is not None else os.path.join(directory, 'out.pt')
+            torch.jit.save(source, path)
+            summary, report, warnings = rewrite_file(path, out, regions, backend, dry_run, strict)
+            module = None if dry_run else torch.jit.load(out)
+            return RewriteResult(summary, json.loads(report), list(warnings), module)
+    if output is None and not dry_run:
+        raise ValueError('rdna1.rewrite: give an output path (or dry_run=True) for a model file')
+    summary, report, warnings = rewrite_file(os.fspath(source), os.fspath(output or ''), regions,
+                                             backend, dry_run, strict)
+    return RewriteResult(summary, json.loads(report), list(warnings), None)
 
 
 def counters():
@@ -145,14 +190,24 @@ def _rdna1_ops_in(path):
     return sorted('rdna1::' + op for op in ops)
 
 
-def load(path, map_location=None):
-    """torch.jit.load for a rewritten model, with the rdna1 runtime loaded first."""
+def load(f, map_location=None, _extra_files=None):
+    """torch.jit.load (same arguments) for a rewritten model, with the rdna1 runtime loaded first;
+    if the runtime is missing, the error names the rdna1:: operators the model needs."""
     try:
         load_runtime()
     except RuntimeNotFoundError as error:
-        needed = _rdna1_ops_in(path)
+        needed = _rdna1_ops_in(f) if isinstance(f, (str, os.PathLike)) else []
         if needed:
-            raise RuntimeNotFoundError(f'{path} calls {", ".join(needed)}, which the rdna1 runtime '
+            raise RuntimeNotFoundError(f'{f} calls {", ".join(needed)}, which the rdna1 runtime '
                                        f'provides: {error}') from None
         # A model that was not rewritten needs no runtime.
-    return torch.jit.load(path, map_location=map_location)
+    return torch.jit.load(f, map_location=map_location, _extra_files=_extra_files)
+
+
+# Importing the package registers the operators, as `import torchvision` does for its own: a
+# rewritten model then loads with plain torch.jit.load. Without a runtime the import still works
+# (rdna1.load and rdna1.rewrite then say what is missing).
+try:
+    load_runtime()
+except RuntimeNotFoundError:
+    pass

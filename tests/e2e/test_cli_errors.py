@@ -229,7 +229,7 @@ class HelpTest(unittest.TestCase):
         result = rewrite('--help')
         self.assertEqual(result.returncode, 0)
         for text in ('--dry-run', '--report=<file.json>', '-v', 'Exit codes', '<in.pt>', '<out.pt>',
-                     '--regions=<value>', 'per-op', 'conv'):
+                     '--regions=<mode>', 'per-op', 'conv', '--backend=<name>', '--strict', '--probe'):
             self.assertIn(text, result.stdout)
 
     def test_version(self):

@@ -15,7 +15,8 @@ from e2e_support import (RUN_MODEL, aten_convolutions, digest, inlined_kinds, ou
                          sample)
 
 SAMPLES = [(name, mode) for name in sample_models.SAMPLES for mode in ('scripted', 'traced')]
-SUMMARY = re.compile(r'^rewrote (\d+) convolutions?( and \d+ norms?)? in \d+ methods?(, \d+ host regions?)? -> (.+)$')
+SUMMARY = re.compile(r'^rewrote (?P<layers>\d+) convolution layers?( and \d+ norm layers?)? '
+                     r'\(\d+ code sites? in \d+ methods?\)(, \d+ host regions?)? -> (?P<out>.+)$')
 
 
 class RewriteSamplesTest(unittest.TestCase):
@@ -40,8 +41,8 @@ class RewriteSamplesTest(unittest.TestCase):
                 self.assertEqual(result.returncode, 0, result.stderr)
                 match = SUMMARY.match(result.stdout.strip())
                 self.assertIsNotNone(match, result.stdout)
-                self.assertGreater(int(match.group(1)), 0)
-                self.assertEqual(match.group(4), self.rewritten[key])
+                self.assertGreater(int(match.group('layers')), 0)
+                self.assertEqual(match.group('out'), self.rewritten[key])
 
     def test_input_unchanged(self):
         for name, mode in SAMPLES:
@@ -106,6 +107,62 @@ class RewriteSamplesTest(unittest.TestCase):
         self.assertEqual(a.code, b.code)
         for name in ('layer1', 'layer4'):
             self.assertEqual(getattr(a, name).code, getattr(b, name).code)
+
+    def test_summary_counts_layers(self):
+        # resnet18: 20 convolutions and 20 batch norms as layers, in 11 + 1 code sites (scripted
+        # BasicBlocks share one method graph per class).
+        self.assertRegex(self.results['resnet18', 'scripted'].stdout,
+                         r'^rewrote 20 convolution layers and 20 norm layers \(12 code sites in \d+ methods\)')
+        self.assertRegex(self.results['resnet18', 'traced'].stdout, r'^rewrote 20 convolution layers and 20 norm layers')
+
+    def test_report_to_standard_output(self):
+        result = rewrite('--report=-', '--dry-run', sample('audio', 'scripted'))
+        self.assertEqual(result.returncode, 0, result.stderr)
+        report = json.loads(result.stdout)
+        self.assertEqual(report['version'], 2)
+        self.assertEqual(report['convolution_layers'], 2)
+        self.assertRegex(result.stderr, r'^rewrote 2 convolution layers .*\(dry run, nothing written\)\n$')
+        self.assertFalse(os.path.exists('-'))
+
+    def test_input_shape_implies_verify(self):
+        out = os.path.join(self.dir, 'verified.pt')
+        result = rewrite('--input-shape=2x1x1600', sample('audio', 'scripted'), out)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertRegex(result.stdout, r'\nverified: max relative output error ')
+
+    def test_nodes_that_still_reach_the_dnn_library(self):
+        class ConvLstm(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.conv = torch.nn.Conv1d(4, 8, 3)
+                self.lstm = torch.nn.LSTM(8, 8, batch_first=True)
+
+            def forward(self, x):
+                return self.lstm(self.conv(x).transpose(1, 2))[0]
+
+        path, out = os.path.join(self.dir, 'lstm.pt'), os.path.join(self.dir, 'lstm.rdna1.pt')
+        torch.jit.script(ConvLstm()).save(path)
+        result = rewrite(path, out)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        warnings = result.stderr.splitlines()
+        self.assertTrue(warnings)
+        for line in warnings:  # one per method graph (nn.LSTM scripts two forward overloads)
+            self.assertRegex(line, r'^rdna1-rewrite: warning: aten::lstm in __torch__\.\S+\.forward\w* is not '
+                                   r'rewritten and will still reach cuDNN/MIOpen on a GPU$')
+        self.assertTrue(os.path.exists(out))
+        strict = rewrite('--strict', path, out + '2')
+        self.assertEqual(strict.returncode, 3, strict.stderr)
+        self.assertEqual(len(strict.stderr.strip().splitlines()), 1)
+        self.assertIn('aten::lstm', strict.stderr)
+        self.assertIn('would still reach cuDNN/MIOpen (--strict)', strict.stderr)
+        self.assertFalse(os.path.exists(out + '2'))
+
+    def test_run_model_parses_shapes_strictly(self):
+        for shape in ('1,1,8,8', '2x', 'x3', '2x0x4', '2xax4'):
+            with self.subTest(shape=shape):
+                result = run(RUN_MODEL, self.rewritten['audio', 'scripted'], shape)
+                self.assertEqual(result.returncode, 1, result.stdout)
+                self.assertIn(f"invalid shape '{shape}'", result.stderr)
 
     def test_scripted_resnet50_is_one_region(self):
         import torchvision

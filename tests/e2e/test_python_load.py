@@ -5,7 +5,9 @@ import shutil
 import tempfile
 import unittest
 
-from e2e_support import PYTHON, rewrite, run, sample
+import re
+
+from e2e_support import PYTHON, SOURCE_DIR, rewrite, run, sample
 
 # Runs in a fresh interpreter, so no runtime is registered yet.
 LOAD = 'import rdna1, sys; m = rdna1.load(sys.argv[1]); print(type(m).__name__)'
@@ -62,9 +64,62 @@ class PythonLoadTest(unittest.TestCase):
         self.assertEqual(result.returncode, 0, result.stderr)
 
     def test_plain_torch_load_without_runtime_names_the_op(self):
-        result = run(PYTHON, '-c', PLAIN_LOAD, self.rewritten)
+        result = run(PYTHON, '-c', PLAIN_LOAD, self.rewritten, env=self.env(RDNA1_RUNTIME=os.path.join(self.dir, 'nowhere.so')))
         self.assertNotEqual(result.returncode, 0)
         self.assertIn('rdna1::conv', result.stderr)
+
+    def test_import_registers_the_operators(self):
+        result = run(PYTHON, '-c', 'import rdna1; ' + PLAIN_LOAD + '; print("loaded")', self.rewritten)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(result.stdout.strip(), 'loaded')
+
+    def test_version_matches_the_project(self):
+        with open(os.path.join(SOURCE_DIR, 'CMakeLists.txt')) as f:
+            version = re.search(r'project\(rdna1_rewrite VERSION ([0-9.]+)', f.read()).group(1)
+        result = run(PYTHON, '-c', 'import rdna1; print(rdna1.__version__); print(rdna1.runtime_info())')
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(result.stdout.splitlines()[0], version)
+        self.assertTrue(result.stdout.splitlines()[1].startswith(f'rdna1 runtime {version};'))
+
+    def test_load_takes_torch_jit_load_arguments(self):
+        code = ('import io, sys, rdna1; extra = {"note.txt": ""}; '
+                'm = rdna1.load(io.BytesIO(open(sys.argv[1], "rb").read()), map_location="cpu", _extra_files=extra); '
+                'print(type(m).__name__, len(extra["note.txt"]))')
+        result = run(PYTHON, '-c', code, self.rewritten)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(result.stdout.strip(), 'RecursiveScriptModule 0')
+
+    def test_rewrite_a_module_in_memory(self):
+        import rdna1
+        import torch
+        import sample_models
+        model, x = sample_models.build('unet')
+        scripted = torch.jit.script(model)
+        result = rdna1.rewrite(scripted, regions='auto')
+        self.assertRegex(result.summary, r'^rewrote 8 convolution layers and 6 norm layers \(')
+        self.assertEqual(str(result), result.summary)
+        self.assertEqual(result.report['version'], 2)
+        self.assertEqual(result.report["convolution_layers"], 8)
+        self.assertEqual(result.warnings, [])
+        with torch.no_grad():
+            torch.testing.assert_close(result.module(x), scripted(x), rtol=1e-4, atol=1e-4)
+        dry = rdna1.rewrite(sample('audio', 'scripted'), dry_run=True)
+        self.assertTrue(dry.summary.endswith('(dry run, nothing written)'), dry.summary)
+        with self.assertRaisesRegex(ValueError, 'give an output path'):
+            rdna1.rewrite(sample('audio', 'scripted'))
+        with self.assertRaisesRegex(RuntimeError, "regions must be 'auto'"):
+            rdna1.rewrite(sample('audio', 'scripted'), os.path.join(self.dir, 'x.pt'), regions='some')
+
+    def test_cli_and_python_say_the_same(self):
+        import rdna1
+        out = os.path.join(self.dir, 'same.pt')
+        cli = rewrite('--regions=max', sample('unet', 'traced'), out)
+        os.remove(out)
+        python = rdna1.rewrite(sample('unet', 'traced'), out, regions='max')
+        self.assertEqual(cli.stdout.strip(), python.summary)
+        module = run(PYTHON, '-m', 'rdna1', '--regions=max', sample('unet', 'traced'), out + '2')
+        self.assertEqual(module.returncode, 0, module.stderr)
+        self.assertEqual(module.stdout.strip(), python.summary.replace(out, out + '2'))
 
 
 if __name__ == '__main__':

@@ -181,20 +181,34 @@ class ZooTest(unittest.TestCase):
 
 
     def check_training_state(self, name, path, out, x):
-        # Batch statistics of tiny deep feature maps amplify the host convolutions' different
-        # summation order (up to 2e-3 of the value seen); a statistic that did not cross back
-        # keeps its initial value, off by 0.1 or more.
-        tolerance = 1e-2
+        """The rewritten model's whole state_dict after training-mode forwards is as close to the
+        original's in float64 as the original's own float32 state is (at most twice as far, or
+        1e-5). Batch statistics of tiny deep feature maps (inception_v3's last block is 1x1 here)
+        amplify summation-order noise far beyond any fixed tolerance; float64 is the fair judge.
+        A statistic that never crossed back keeps its initial value, 0.1 or more off."""
         original = torch.jit.load(path)
         initial = {key: value.clone() for key, value in original.state_dict().items()}
+        reference = train_mode_state(torch.jit.load(path).double(), x.double())
         expected = train_mode_state(original, x)
         self.assertTrue(any(not torch.equal(expected[k], initial[k]) for k in expected if k.endswith('running_mean')))
         actual = train_mode_state(rdna1.load(out), x)
-        self.assertEqual(sorted(actual), sorted(expected))
-        for key, want in expected.items():
-            scale = max(1.0, want.abs().max().item()) if want.is_floating_point() and want.numel() else 1.0
-            torch.testing.assert_close(actual[key], want, rtol=tolerance, atol=tolerance * scale,
-                                       msg=lambda m, key=key: f'{name} training-mode state {key}: {m}')
+        self.assertEqual(sorted(actual), sorted(reference))
+        original_error, error = state_error(expected, reference), state_error(actual, reference)
+        self.assertLessEqual(error, max(1e-5, 2 * original_error),
+                             f'{name} training-mode state {error:.2e} off float64, the original {original_error:.2e}')
+
+
+def state_error(state, reference):
+    """Largest |difference| / max(1, max |reference|) over the floating-point entries; the others
+    (num_batches_tracked) must be equal."""
+    worst = 0.0
+    for key, want in reference.items():
+        got = state[key]
+        if not want.is_floating_point():
+            assert torch.equal(got, want), f'{key}: {got.tolist()} != {want.tolist()}'
+        elif want.numel():
+            worst = max(worst, (got.double() - want).abs().max().item() / max(1.0, want.abs().max().item()))
+    return worst
 
 
 def _add_model_tests():

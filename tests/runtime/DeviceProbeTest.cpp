@@ -2,7 +2,7 @@
 // failure and a mismatch all mean "host"; "ok" means "device"; verdicts are
 // cached per device and refreshed on request; RDNA1_PROBE_VERDICT forces one.
 // No GPU is needed: the probe program is replaced through RDNA1_PROBE_EXE.
-#include "DeviceProbe.h"
+#include <rdna1/DeviceProbe.h>
 
 #include <gtest/gtest.h>
 

@@ -1,11 +1,11 @@
 // rdna1-rewrite IN.pt OUT.pt: rewrites a TorchScript model so that its
 // convolutions run through the rdna1 runtime instead of cuDNN/MIOpen.
 #include "CrashIsolation.h"
-#include "DeviceProbe.h"
-#include "HipProbe.h"
 #include "ReportJson.h"
 #include "RewriteFile.h"
+#include "Summary.h"
 #include "ToolError.h"
+#include <rdna1/DeviceProbe.h>
 
 #include <rdna1/Backend.h>
 
@@ -28,19 +28,18 @@ cl::opt<bool> dryRun("dry-run", cl::desc("Rewrite in memory and report; write no
                      cl::cat(category));
 cl::opt<std::string> reportPath("report", cl::value_desc("file.json"),
                                 cl::desc("Write what was rewritten, by class, method and node "
-                                         "kind, as JSON"),
+                                         "kind, as JSON (docs/report.md); - for standard output"),
                                 cl::cat(category));
-enum class RegionChoice { Auto, PerOp, Max, Conv };
-cl::opt<RegionChoice> regions(
-    "regions", cl::desc("How host work is grouped between bus crossings:"),
-    cl::init(RegionChoice::Auto),
-    cl::values(clEnumValN(RegionChoice::Auto, "auto", "regions chosen by the cost model (default)"),
-               clEnumValN(RegionChoice::PerOp, "per-op",
-                          "no regions: each convolution moves its own operands"),
-               clEnumValN(RegionChoice::Max, "max",
-                          "largest regions: matrix products on the host too"),
-               clEnumValN(RegionChoice::Conv, "conv",
-                          "convolutions alone, with batched transfers (for training)")),
+cl::opt<bool> strict("strict",
+                     cl::desc("Refuse (exit 3) models with nodes that are not rewritten but still "
+                              "reach cuDNN/MIOpen on a GPU (RNNs, CTC loss, grid sampling); "
+                              "without it each is a warning"),
+                     cl::cat(category));
+cl::opt<std::string> regions(
+    "regions", cl::value_desc("mode"), cl::init("auto"),
+    cl::desc("How host work is grouped between bus crossings: auto (regions chosen by the cost "
+             "model), per-op (none: each convolution moves its own operands), max (largest "
+             "regions, matrix products on the host too), conv (convolutions alone, batched)"),
     cl::cat(category));
 cl::opt<std::string> backend(
     "backend", cl::value_desc("name"), cl::init("auto"),
@@ -60,7 +59,8 @@ cl::opt<bool> verify("verify",
                               "inputs on the host; write OUT only if they agree"),
                      cl::cat(verifyCategory));
 cl::list<std::string> inputShapes("input-shape", cl::value_desc("NxCxHxW"),
-                                  cl::desc("Shape of one forward argument (repeat for several)"),
+                                  cl::desc("Shape of one forward argument (repeat for several); "
+                                           "implies --verify"),
                                   cl::cat(verifyCategory));
 cl::opt<std::string> inputDtype("input-dtype", cl::value_desc("dtype"), cl::init("float32"),
                                 cl::desc("float32, float64, float16, bfloat16 or int64"),
@@ -101,37 +101,20 @@ void printDetails(const passes::ModuleReport &report) {
   }
 }
 
-void writeReport(const passes::ModuleReport &report) {
-  std::ofstream out(reportPath);
-  if (!out)
-    throw tool::ToolError(tool::kExitCannotWrite, "cannot write report '" + reportPath + "'");
-  tool::writeReportJson(out, report, inputPath, dryRun ? std::string() : outputPath.getValue());
-}
-
-std::string plural(int count, const char *noun) {
-  return std::to_string(count) + " " + noun + (count == 1 ? "" : "s");
-}
-
-void printSummary(const passes::ModuleReport &report) {
-  const std::string destination = dryRun ? " (dry run, nothing written)" : " -> " + outputPath;
-  if (report.unchanged()) {
-    std::cout << "nothing to rewrite in " << inputPath << " (no convolution, or already rewritten)"
-              << (dryRun ? destination : "; copied unchanged, byte for byte" + destination) << "\n";
+void writeReport(const std::string &json) {
+  if (reportPath == "-") {
+    std::cout << json;
     return;
   }
-  std::cout << "rewrote " << plural(report.convolutions(), "convolution");
-  if (report.norms() > 0)
-    std::cout << " and " << plural(report.norms(), "norm");
-  std::cout << " in " << plural(report.methodsChanged(), "method");
-  if (report.regions > 0)
-    std::cout << ", " << plural(report.regions, "host region");
-  std::cout << destination << "\n";
+  std::ofstream out(reportPath);
+  if (!(out << json))
+    throw tool::ToolError(tool::kExitCannotWrite, "cannot write report '" + reportPath + "'");
 }
 
-int rewrite() {
+int runRewrite() {
   try {
-    tool::RewriteRequest request{inputPath, outputPath, dryRun, {}, {}};
-    request.verify.enabled = verify || verifyGrad;
+    tool::RewriteRequest request{inputPath, outputPath, dryRun, strict, {}, {}};
+    request.verify.enabled = verify || verifyGrad || !inputShapes.empty();
     request.verify.gradients = verifyGrad;
     request.verify.dtype = inputDtype;
     request.verify.tolerance = tolerance;
@@ -147,23 +130,20 @@ int rewrite() {
         return tool::kExitUsage;
       }
     }
-    if (!rdna1::parseBackend(backend)) {
-      std::cerr << "rdna1-rewrite: error: --backend=" << backend
-                << " is not one of auto, host, device, vendor\n";
-      return tool::kExitUsage;
-    }
-    request.options.defaultBackend = backend;
-    request.options.regions = regions != RegionChoice::PerOp;
-    request.options.regionMode = regions == RegionChoice::Max    ? passes::RegionMode::Max
-                                 : regions == RegionChoice::Conv ? passes::RegionMode::ConvOnly
-                                                                 : passes::RegionMode::Auto;
+    request.options = tool::toPassOptions({regions, backend, strict});
+    request.onPhase = tool::reportPhase;
     const tool::RewriteOutcome outcome = tool::rewriteFile(request);
     const passes::ModuleReport &report = outcome.report;
     if (verbose)
       printDetails(report);
+    for (const std::string &warning : tool::remainingDnnWarnings(report))
+      std::cerr << "rdna1-rewrite: warning: " << warning << "\n";
     if (!reportPath.empty())
-      writeReport(report);
-    printSummary(report);
+      writeReport(
+          tool::reportJson(report, inputPath, dryRun ? std::string() : outputPath.getValue()));
+    // With the report on standard output, the summary goes to standard error.
+    (reportPath == "-" ? std::cerr : std::cout)
+        << tool::summaryLine(outcome, inputPath, tool::destinationOf(request)) << "\n";
     if (outcome.verified) {
       std::cout << "verified: max relative output error " << outcome.verified->outputError;
       if (outcome.verified->gradientError >= 0)
@@ -199,5 +179,5 @@ int main(int argc, char **argv) {
     std::cerr << "rdna1-rewrite: error: missing <out.pt> (or pass --dry-run)\n";
     return tool::kExitUsage;
   }
-  return tool::runIsolated(rewrite, inputPath, dryRun ? std::string() : std::string(outputPath));
+  return tool::runIsolated(runRewrite, inputPath, dryRun ? std::string() : std::string(outputPath));
 }

@@ -1,4 +1,5 @@
-// The crash-safe probe behind backend auto on AMD GPUs. The failures seen on
+// The crash-safe probe behind backend auto on AMD GPUs (public: the CLI and
+// the Python package print its verdicts). The failures seen on
 // these GPUs are hard faults and hangs, not exceptions, so a small set of
 // convolutions (forward and backward, through the device backend) runs in a
 // child process (the rdna1-probe program) under a timeout and is compared with
@@ -33,5 +34,10 @@ ProbeVerdict probeDevice(int index, bool refresh = false);
 // One line per accelerator (or one saying there is none): its verdict, where
 // it is cached, and what backend auto picks there.
 std::string describeProbe(bool refresh);
+
+// One line on the HIP devices, never failing: e.g. "HIP: 1 device: gfx1010
+// (RDNA1, AMD Radeon RX 5700 XT)", "HIP: no device (hipErrorNoDevice)" or
+// "HIP: not built in".
+std::string describeHipDevices();
 
 } // namespace rdna1

@@ -1,9 +1,10 @@
 #include "RewriteFile.h"
 
 #include "ArchiveIntegrity.h"
-#include "CrashIsolation.h"
+
 #include "ToolError.h"
 #include "WriteModuleFile.h"
+#include <rdna1/Backend.h>
 
 #include <caffe2/serialize/inline_container.h>
 #include <torch/csrc/jit/serialization/import.h>
@@ -209,11 +210,29 @@ std::string describeDnnCalls(const passes::ModuleReport &report) {
 
 } // namespace
 
+passes::RewriteOptions toPassOptions(const rdna1::RewriteOptions &options) {
+  passes::RewriteOptions passOptions;
+  if (!rdna1::parseBackend(options.backend))
+    throw ToolError(kExitUsage, "backend must be 'auto', 'host', 'device' or 'vendor', got '" +
+                                    options.backend + "'");
+  passOptions.defaultBackend = options.backend;
+  if (options.regions == "per-op")
+    passOptions.regions = false;
+  else if (options.regions == "max")
+    passOptions.regionMode = passes::RegionMode::Max;
+  else if (options.regions == "conv")
+    passOptions.regionMode = passes::RegionMode::ConvOnly;
+  else if (options.regions != "auto")
+    throw ToolError(kExitUsage, "regions must be 'auto', 'per-op', 'max' or 'conv', got '" +
+                                    options.regions + "'");
+  return passOptions;
+}
+
 RewriteOutcome rewriteFile(const RewriteRequest &request) {
   checkReadable(request.input);
   if (!request.dryRun)
     checkOutputPath(request.input, request.output);
-  reportPhase("loading");
+  request.onPhase("loading");
   torch::jit::ExtraFilesMap extra = inspectArchive(request.input);
   torch::jit::Module module = loadModel(request.input, extra);
   // libtorch does not check the entries' CRC-32s: damaged weights load and run.
@@ -221,7 +240,7 @@ RewriteOutcome rewriteFile(const RewriteRequest &request) {
   if (const auto damage = findArchiveDamage(request.input))
     throw ToolError(kExitBadInput, "cannot read '" + request.input + "': " + *damage);
   passes::ModuleReport report;
-  reportPhase("rewriting");
+  request.onPhase("rewriting");
   try {
     report = passes::RewriteModule(module, request.options);
   } catch (const std::exception &error) {
@@ -232,12 +251,19 @@ RewriteOutcome rewriteFile(const RewriteRequest &request) {
     throw ToolError(kExitCannotRewrite, "cannot rewrite '" + request.input +
                                             "': unsupported node " + describeDnnCalls(report) +
                                             " would still reach cuDNN/MIOpen");
+  if (request.strict)
+    for (const auto &method : report.methods)
+      if (!method.remainingDnnUsers.empty())
+        throw ToolError(kExitCannotRewrite, "cannot rewrite '" + request.input +
+                                                "': " + method.remainingDnnUsers.front() + " in " +
+                                                method.owner + "." + method.method +
+                                                " would still reach cuDNN/MIOpen (--strict)");
   RewriteOutcome outcome{report, std::nullopt, report.unchanged()};
   if (request.dryRun && !request.verify.enabled)
     return outcome;
-  reportPhase("writing");
+  request.onPhase("writing");
   TemporaryFile written(writeTemporary(module, request, extra, outcome.copiedInput));
-  reportPhase("verifying");
+  request.onPhase("verifying");
   if (request.verify.enabled)
     outcome.verified = verifyWritten(request, written.path());
   if (!request.dryRun)

@@ -4,17 +4,28 @@
 #include "RewriteModule.h"
 #include "VerifyRewrite.h"
 
+#include <rdna1/Rewriter.h>
+
+#include <functional>
 #include <optional>
 #include <string>
 
 namespace rdna1::tool {
 
+// The pass options for the user-facing ones: the one place regions and
+// backend names are parsed. Throws ToolError(kExitUsage) naming what it expects.
+passes::RewriteOptions toPassOptions(const rdna1::RewriteOptions &options);
+
 struct RewriteRequest {
   std::string input;
   std::string output; // ignored with dryRun
   bool dryRun = false;
+  bool strict = false; // refuse nodes that are not rewritten but still reach cuDNN/MIOpen
   passes::RewriteOptions options;
   VerifyOptions verify;
+  // Called as the rewrite enters each phase ("loading", "rewriting", "writing",
+  // "verifying"); the CLI's crash isolation names the phase a crash happened in.
+  std::function<void(const char *)> onPhase = [](const char *) {};
 };
 
 struct RewriteOutcome {

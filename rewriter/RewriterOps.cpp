@@ -1,0 +1,38 @@
+// rdna1_tools::rewrite_file: the tool's rewrite, callable from Python
+// (rdna1.rewrite) on machines without LLVM, where the CLI is not built.
+#include "ReportJson.h"
+#include "RewriteFile.h"
+#include "Summary.h"
+#include "ToolError.h"
+
+#include <torch/library.h>
+
+#include <string>
+
+namespace rdna1::tool {
+namespace {
+
+// The summary line, the report as JSON and one warning per node that still
+// reaches cuDNN/MIOpen; errors become Python RuntimeErrors with the tool's message.
+std::tuple<std::string, std::string, std::vector<std::string>>
+rewriteFileOp(const std::string &input, const std::string &output, const std::string &regions,
+              const std::string &backend, bool dryRun, bool strict) {
+  try {
+    RewriteRequest request{input, output, dryRun, strict, toPassOptions({regions, backend}), {}};
+    const RewriteOutcome outcome = rewriteFile(request);
+    return {summaryLine(outcome, input, destinationOf(request)),
+            reportJson(outcome.report, input, dryRun ? std::string() : output),
+            remainingDnnWarnings(outcome.report)};
+  } catch (const ToolError &error) {
+    TORCH_CHECK(false, error.what());
+  }
+}
+
+} // namespace
+} // namespace rdna1::tool
+
+TORCH_LIBRARY(rdna1_tools, m) {
+  m.def("rewrite_file(str input, str output, str regions='auto', str backend='auto', "
+        "bool dry_run=False, bool strict=False) -> (str, str, str[])",
+        &rdna1::tool::rewriteFileOp);
+}
