@@ -3,6 +3,8 @@
 // forward and every gradient of rdna1::conv against ATen's convolution.
 // Each configuration derives from one seed, printed on failure, so any failure
 // reproduces with RDNA1_SWEEP_SEED=<seed> RDNA1_SWEEP_COUNT=1.
+#include "RandomConvolution.h"
+
 #include <ATen/ATen.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <gtest/gtest.h>
@@ -17,79 +19,11 @@
 
 namespace {
 
-struct SweepConfig {
-  uint64_t seed = 0;
-  int64_t dims = 2;
-  bool transposed = false;
-  int64_t groups = 1, batch = 1, inChannels = 1, outChannels = 1;
-  std::vector<int64_t> size, kernel, stride, padding, dilation, outputPadding;
-  bool bias = false;
-  c10::ScalarType dtype = at::kFloat;
+using SweepConfig = rdna1::testing::ConvolutionConfig;
+using rdna1::testing::outputExtent;
 
-  std::string describe() const {
-    std::ostringstream out;
-    auto list = [&out](const char *name, const std::vector<int64_t> &v) {
-      out << " " << name << "=" << c10::IntArrayRef(v);
-    };
-    out << "seed=" << seed << " dims=" << dims << (transposed ? " transposed" : "")
-        << " groups=" << groups << " batch=" << batch << " in=" << inChannels
-        << " out=" << outChannels;
-    list("size", size);
-    list("kernel", kernel);
-    list("stride", stride);
-    list("padding", padding);
-    list("dilation", dilation);
-    list("output_padding", outputPadding);
-    out << (bias ? " bias" : " no-bias") << " dtype=" << dtype;
-    return out.str();
-  }
-};
-
-// Output extent of one spatial dimension, as ATen computes it.
-int64_t outputExtent(const SweepConfig &c, size_t i) {
-  const int64_t span = c.dilation[i] * (c.kernel[i] - 1);
-  if (c.transposed)
-    return (c.size[i] - 1) * c.stride[i] - 2 * c.padding[i] + span + c.outputPadding[i] + 1;
-  return (c.size[i] + 2 * c.padding[i] - span - 1) / c.stride[i] + 1;
-}
-
-// A random valid configuration drawn from `seed`.
 SweepConfig drawConfig(uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  auto pick = [&rng](int64_t lo, int64_t hi) {
-    return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
-  };
-  for (;;) {
-    SweepConfig c;
-    c.seed = seed;
-    c.dims = pick(1, 3);
-    c.transposed = pick(0, 2) == 0;
-    c.groups = pick(1, 3);
-    const bool depthwise = pick(0, 3) == 0;
-    c.inChannels = c.groups * (depthwise ? 1 : pick(1, 3));
-    c.outChannels = c.groups * pick(1, 3);
-    c.batch = pick(1, 2);
-    c.bias = pick(0, 1) == 1;
-    static const c10::ScalarType kTypes[] = {at::kFloat, at::kDouble, at::kBFloat16, at::kHalf};
-    c.dtype = kTypes[pick(0, 3)];
-    const int64_t maxSize = c.dims == 3 ? 5 : 9;
-    bool valid = true;
-    for (int64_t i = 0; i < c.dims; ++i) {
-      c.size.push_back(pick(1, maxSize));
-      c.kernel.push_back(pick(1, 3));
-      c.stride.push_back(pick(1, 3));
-      c.dilation.push_back(pick(1, 2));
-      c.padding.push_back(pick(0, 2));
-      const int64_t limit = std::max(c.stride.back(), c.dilation.back());
-      c.outputPadding.push_back(c.transposed ? pick(0, limit - 1) : 0);
-      valid = valid && outputExtent(c, i) >= 1 &&
-              (c.transposed || c.size.back() + 2 * c.padding.back() >=
-                                   c.dilation.back() * (c.kernel.back() - 1) + 1);
-    }
-    if (valid)
-      return c;
-    seed = rng(); // try again from a seed derived from this one
-  }
+  return rdna1::testing::drawConfig(seed, /*maxGroups=*/3, /*drawDtype=*/true);
 }
 
 at::Tensor rdnaConv(const at::Tensor &input, const at::Tensor &weight,

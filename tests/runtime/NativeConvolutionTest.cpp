@@ -5,6 +5,7 @@
 // (the ops that reach cuDNN/MIOpen).
 // A failing configuration reproduces with RDNA1_NATIVE_SEED=<seed> RDNA1_NATIVE_COUNT=1.
 #include "NativeConvolution.h"
+#include "RandomConvolution.h"
 
 #include <ATen/ATen.h>
 #include <ATen/record_function.h>
@@ -27,102 +28,13 @@
 
 namespace {
 
-using IntList = std::vector<int64_t>;
-
-IntList concat(IntList head, const IntList &tail) {
-  head.insert(head.end(), tail.begin(), tail.end());
-  return head;
-}
-
-// ---- Configurations ---------------------------------------------------------
-
-struct Config {
-  uint64_t seed = 0;
-  int64_t dims = 2;
-  bool transposed = false;
-  int64_t groups = 1, batch = 1, inChannels = 1, outChannels = 1;
-  IntList size, kernel, stride, padding, dilation, outputPadding;
-  bool bias = false;
-
-  rdna1::ConvolutionArgs args() const {
-    return {stride, padding, dilation, transposed, outputPadding, groups};
-  }
-
-  IntList inputShape() const { return concat({batch, inChannels}, size); }
-
-  IntList weightShape() const {
-    return concat(transposed ? IntList{inChannels, outChannels / groups}
-                             : IntList{outChannels, inChannels / groups},
-                  kernel);
-  }
-
-  std::string describe() const {
-    std::ostringstream out;
-    auto list = [&out](const char *name, const IntList &v) {
-      out << " " << name << "=" << c10::IntArrayRef(v);
-    };
-    out << "seed=" << seed << " dims=" << dims << (transposed ? " transposed" : "")
-        << " groups=" << groups << " batch=" << batch << " in=" << inChannels
-        << " out=" << outChannels;
-    list("size", size);
-    list("kernel", kernel);
-    list("stride", stride);
-    list("padding", padding);
-    list("dilation", dilation);
-    list("output_padding", outputPadding);
-    out << (bias ? " bias" : " no-bias");
-    return out.str();
-  }
-};
-
-int64_t outputExtent(const Config &c, size_t i) {
-  const int64_t span = c.dilation[i] * (c.kernel[i] - 1);
-  if (c.transposed)
-    return (c.size[i] - 1) * c.stride[i] - 2 * c.padding[i] + span + c.outputPadding[i] + 1;
-  return (c.size[i] + 2 * c.padding[i] - span - 1) / c.stride[i] + 1;
-}
-
-bool isValid(const Config &c) {
-  for (size_t i = 0; i < c.size.size(); ++i) {
-    const int64_t span = c.dilation[i] * (c.kernel[i] - 1);
-    if (outputExtent(c, i) < 1 || (!c.transposed && c.size[i] + 2 * c.padding[i] < span + 1))
-      return false;
-  }
-  return true;
-}
+using rdna1::testing::IntList;
+using Config = rdna1::testing::ConvolutionConfig;
 
 // A random valid configuration drawn from `seed`; a quarter are depthwise
 // (one input channel per group), some with a channel multiplier.
 Config drawConfig(uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  auto pick = [&rng](int64_t lo, int64_t hi) {
-    return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
-  };
-  for (;;) {
-    Config c;
-    c.seed = seed;
-    c.dims = pick(1, 3);
-    c.transposed = pick(0, 2) == 0;
-    c.groups = pick(1, 4);
-    const bool depthwise = pick(0, 3) == 0;
-    c.inChannels = c.groups * (depthwise ? 1 : pick(1, 3));
-    c.outChannels = c.groups * pick(1, 3);
-    c.batch = pick(1, 2);
-    c.bias = pick(0, 1) == 1;
-    const int64_t maxSize = c.dims == 3 ? 5 : 9;
-    for (int64_t i = 0; i < c.dims; ++i) {
-      c.size.push_back(pick(1, maxSize));
-      c.kernel.push_back(pick(1, 3));
-      c.stride.push_back(pick(1, 3));
-      c.dilation.push_back(pick(1, 2));
-      c.padding.push_back(pick(0, 2));
-      const int64_t limit = std::max(c.stride.back(), c.dilation.back());
-      c.outputPadding.push_back(c.transposed ? pick(0, limit - 1) : 0);
-    }
-    if (isValid(c))
-      return c;
-    seed = rng(); // try again from a seed derived from this one
-  }
+  return rdna1::testing::drawConfig(seed, /*maxGroups=*/4, /*drawDtype=*/false);
 }
 
 // A configuration given by hand; `hyper` is {stride, padding, dilation, output padding}.
