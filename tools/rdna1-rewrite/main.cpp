@@ -76,15 +76,18 @@ cl::alias verboseLong("verbose", cl::desc("Alias for -v"), cl::aliasopt(verbose)
                       cl::cat(category));
 
 constexpr const char *kOverview =
-    "rewrites the convolutions of a TorchScript model to run on the host\n\n"
-    "  Every convolution (forward and backward) of IN, a scripted, traced or frozen\n"
-    "  TorchScript model, becomes a call of the rdna1 runtime, so the model never\n"
-    "  reaches cuDNN/MIOpen (which crashes on AMD RDNA1 GPUs). Load OUT with\n"
-    "  rdna1.load(path) in Python, or torch::jit::load with librdna1_runtime.so linked.\n\n"
-    "  Exit codes: 0 done, 1 bad command line, 2 IN unreadable or not TorchScript,\n"
-    "  3 IN holds a node that cannot be rewritten, 4 OUT cannot be written,\n"
-    "  5 --verify found the models disagree (OUT not written),\n"
-    "  6 internal error (the tool crashed; nothing written).\n";
+    "rewrites a TorchScript model so its convolutions never reach cuDNN/MIOpen\n\n"
+    "  Every convolution (forward and backward) and batch/instance norm of IN, a\n"
+    "  scripted, traced or frozen TorchScript model, becomes a call of the rdna1\n"
+    "  runtime (MIOpen crashes on AMD RDNA1 GPUs). Where the convolutions run is\n"
+    "  decided where OUT runs: on the GPU through ATen's own kernels if a crash-safe\n"
+    "  probe says they work there, else on the host (--backend, --probe). Load OUT\n"
+    "  after `import rdna1` in Python, or with librdna1_runtime.so linked in C++.\n\n"
+    "  Exit codes: 0 done, 1 bad command line, 2 IN unreadable, damaged or not\n"
+    "  TorchScript, 3 IN holds a node that cannot be rewritten (or, with --strict,\n"
+    "  one that still reaches cuDNN/MIOpen), 4 OUT cannot be written, 5 --verify\n"
+    "  found the models disagree (OUT not written), 6 internal error (the tool\n"
+    "  crashed; nothing written).\n";
 
 void printVersion(llvm::raw_ostream &out) {
   out << "rdna1-rewrite " << RDNA1_VERSION << "\n" << rdna1::describeHipDevices() << "\n";
