@@ -43,18 +43,17 @@ std::vector<at::Tensor> run(const Case &c, const std::vector<at::Tensor> &operan
   std::vector<at::Tensor> leaves;
   for (const at::Tensor &t : operands)
     leaves.push_back(t.detach().requires_grad_());
-  static const auto conv = c10::Dispatcher::singleton()
-                               .findSchemaOrThrow("rdna1::conv", "")
-                               .typed<at::Tensor(const at::Tensor &, const at::Tensor &,
-                                                 const c10::optional<at::Tensor> &,
-                                                 c10::IntArrayRef, c10::IntArrayRef,
-                                                 c10::IntArrayRef, bool, c10::IntArrayRef,
-                                                 int64_t)>();
-  const at::Tensor out =
-      native ? conv.call(leaves[0], leaves[1], leaves[2], c.stride, c.padding, c.dilation,
-                         c.transposed, c.outputPadding, c.groups)
-             : at::convolution(leaves[0], leaves[1], leaves[2], c.stride, c.padding, c.dilation,
-                               c.transposed, c.outputPadding, c.groups);
+  static const auto conv =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("rdna1::conv", "")
+          .typed<at::Tensor(const at::Tensor &, const at::Tensor &,
+                            const c10::optional<at::Tensor> &, c10::IntArrayRef, c10::IntArrayRef,
+                            c10::IntArrayRef, bool, c10::IntArrayRef, int64_t)>();
+  const at::Tensor out = native
+                             ? conv.call(leaves[0], leaves[1], leaves[2], c.stride, c.padding,
+                                         c.dilation, c.transposed, c.outputPadding, c.groups)
+                             : at::convolution(leaves[0], leaves[1], leaves[2], c.stride, c.padding,
+                                               c.dilation, c.transposed, c.outputPadding, c.groups);
   const at::Tensor weighting = at::linspace(-1, 1, out.numel(), out.options()).view(out.sizes());
   const auto grads = torch::autograd::grad({(out * weighting).sum()}, leaves);
   std::vector<at::Tensor> results{out.detach()};
@@ -94,8 +93,8 @@ int main(int argc, char **argv) {
         const double error = relativeError(got[i], want[i]);
         worst = std::max(worst, error);
         if (!(error < 1e-3)) {
-          std::printf("mismatch: %s, %s off by %.3g\n", c.name,
-                      i == 0 ? "output" : "a gradient", error);
+          std::printf("mismatch: %s, %s off by %.3g\n", c.name, i == 0 ? "output" : "a gradient",
+                      error);
           return 3;
         }
       }
