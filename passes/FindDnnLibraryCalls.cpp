@@ -4,6 +4,7 @@
 #include "LowerConvolutions.h"
 
 #include <array>
+#include <unordered_set>
 
 namespace rdna1::passes {
 namespace {
@@ -28,36 +29,34 @@ bool reachesDnnLibrary(const torch::jit::Node *node) {
 }
 
 bool stillUsesDnnLibrary(const torch::jit::Node *node) {
-  static const std::array<const char *, 7> kKinds{"aten::lstm",
-                                                  "aten::gru",
-                                                  "aten::rnn_tanh",
-                                                  "aten::rnn_relu",
-                                                  "aten::ctc_loss",
-                                                  "aten::grid_sampler",
-                                                  "aten::affine_grid_generator"};
-  const std::string kind = node->kind().toQualString();
-  for (const char *known : kKinds)
-    if (kind == known)
-      return true;
-  return false;
+  static const std::unordered_set<std::string> kKinds{"aten::lstm",
+                                                      "aten::gru",
+                                                      "aten::rnn_tanh",
+                                                      "aten::rnn_relu",
+                                                      "aten::ctc_loss",
+                                                      "aten::grid_sampler",
+                                                      "aten::affine_grid_generator"};
+  return kKinds.count(node->kind().toQualString()) != 0;
+}
+
+// The kinds of the graph's nodes (nested blocks too) that `matches`.
+std::vector<std::string> kindsWhere(const std::shared_ptr<torch::jit::Graph> &graph,
+                                    bool (*matches)(const torch::jit::Node *)) {
+  std::vector<std::string> found;
+  for (torch::jit::Node *node : allNodes(graph))
+    if (matches(node))
+      found.emplace_back(node->kind().toQualString());
+  return found;
 }
 
 } // namespace
 
 std::vector<std::string> FindRemainingDnnUsers(const std::shared_ptr<torch::jit::Graph> &graph) {
-  std::vector<std::string> found;
-  for (torch::jit::Node *node : allNodes(graph))
-    if (stillUsesDnnLibrary(node))
-      found.emplace_back(node->kind().toQualString());
-  return found;
+  return kindsWhere(graph, stillUsesDnnLibrary);
 }
 
 std::vector<std::string> FindDnnLibraryCalls(const std::shared_ptr<torch::jit::Graph> &graph) {
-  std::vector<std::string> found;
-  for (torch::jit::Node *node : allNodes(graph))
-    if (reachesDnnLibrary(node))
-      found.emplace_back(node->kind().toQualString());
-  return found;
+  return kindsWhere(graph, reachesDnnLibrary);
 }
 
 } // namespace rdna1::passes
