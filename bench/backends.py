@@ -9,16 +9,20 @@ switches MIOpen off), which is what RDNA1 users run today when ATen's own kernel
            convolution, never cuDNN/MIOpen (0 bytes across the bus)
   host     the rewritten model, backend host (convolutions on the CPU), for the grouped rows
 
-Medians over repeats after warm-up (bench/benchmark.py's timer), a fresh random input each repeat.
+Medians over rounds after warm-up, the original and rewritten steps timed in alternation within each
+round on the same fresh random input (time_interleaved).
 Prints a markdown table and writes it, with a chart (backends.png: each row's time relative to
 nodnn), to --out.
 
     backends.py [--infer resnet18:1,resnet18:8,...] [--train resnet18:8,...] [--out DIR]
 """
 import argparse
+import contextlib
 import os
+import statistics
 import sys
 import tempfile
+import time
 
 import torch
 
@@ -76,23 +80,61 @@ class DnnLibrary:
         torch.backends.cudnn.enabled = self.saved
 
 
+class Backend:
+    """rdna1.set_backend(name) for the duration of a measurement."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __enter__(self):
+        rdna1.set_backend(self.name)
+
+    def __exit__(self, *exc):
+        rdna1.set_backend(None)
+
+
+def time_interleaved(candidates, make_input, device, warmup=3, max_rounds=15):
+    """Median ms of each candidate step, timed in alternation on the same inputs, round after
+    round: drift of clocks and host load over a run then falls on every candidate alike (timing
+    them one after another made single-image rows swing by 30%). candidates: {key: (step, setting)}
+    with setting() a context manager put around every call of that step."""
+    for step, setting in candidates.values():
+        with setting():
+            for _ in range(warmup):
+                step(make_input())
+    benchmark.sync(device)
+    times = {key: [] for key in candidates}
+    budget_s = benchmark.BUDGET_S * len(candidates)
+    rounds = 0
+    while rounds < 3 or (rounds < max_rounds and sum(map(sum, times.values())) / 1e3 < budget_s):
+        x = make_input()
+        for key, (step, setting) in candidates.items():
+            with setting():
+                benchmark.sync(device)
+                start = time.perf_counter()
+                step(x)
+                benchmark.sync(device)
+                times[key].append((time.perf_counter() - start) * 1e3)
+        rounds += 1
+    return {key: statistics.median(values) for key, values in times.items()}
+
+
 def measure(name, mode, batch, workdir, device, with_host):
     _, load_gpu, load_ours, shape, how, _ = benchmark.build(name, workdir, device, 'auto')
     make = benchmark.make_inputs(shape, batch, device)
     step = benchmark.inference_step if mode == 'infer' else benchmark.training_step
     prepare = (lambda m: m.eval()) if mode == 'infer' else (lambda m: m.train())
-    ms = {}
-    with DnnLibrary(False):
-        ms['nodnn'] = benchmark.time_ms(step(prepare(load_gpu())), make, device)
-    ms['vendor'] = benchmark.time_ms(step(prepare(load_gpu())), make, device)
-    rdna1.set_backend('device')
     ours = prepare(load_ours())
-    ms['device'] = benchmark.time_ms(step(ours), make, device)
-    counts = benchmark.counters_per_call(step(ours), make)
+    ms = time_interleaved({
+        'nodnn': (step(prepare(load_gpu())), lambda: DnnLibrary(False)),
+        'vendor': (step(prepare(load_gpu())), contextlib.nullcontext),
+        'device': (step(ours), lambda: Backend('device')),
+    }, make, device)
+    with Backend('device'):
+        counts = benchmark.counters_per_call(step(ours), make)
     if with_host:
-        rdna1.set_backend('host')
-        ms['host'] = benchmark.time_ms(step(prepare(load_ours())), make, device, budget_s=2.0, max_repeats=5)
-    rdna1.set_backend(None)
+        with Backend('host'):
+            ms['host'] = benchmark.time_ms(step(prepare(load_ours())), make, device, budget_s=2.0, max_repeats=5)
     return ms, counts, how
 
 

@@ -14,6 +14,7 @@
 #   zoo        device_zoo.py with ZOO_ARGS (the whole zoo, host backend, by default)
 #   long       long runs and CUDA training parity (device_long.py)
 #   backends   backend device against the original with the DNN library off (backends.py)
+#   profile    where the GPU time of slow backends rows goes (profile_step.py; PROFILE_ARGS)
 #
 # Models are made and rewritten there (rdna1.rewrite needs no LLVM).
 set -uo pipefail
@@ -56,6 +57,7 @@ for name in "${@:-check bench}"; do
       devzoo) step devzoo python3 bench/device_zoo.py --backend device --set families ${DEVZOO_ARGS:-} ;;
       zoo) step zoo python3 bench/device_zoo.py ${ZOO_ARGS:-} ;;
       long) step long python3 bench/device_long.py ;;
+      profile) step profile python3 bench/profile_step.py ${PROFILE_ARGS:-} ;;
       backends) step backends python3 bench/backends.py --out "$out" ${BACKENDS_ARGS:-} ;;
       *) echo "device.sh: unknown step '$s'" >&2; exit 2 ;;
     esac

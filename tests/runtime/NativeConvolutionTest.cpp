@@ -62,7 +62,8 @@ Config fixedConfig(int64_t dims, bool transposed, int64_t groups, int64_t inChan
 }
 
 // One of every formulation: pointwise (strided, grouped, transposed), im2col,
-// depthwise with a multiplier, col2im (with an output padding of the stride or
+// depthwise with a multiplier, depthwise without (its own backward; strided and
+// dilated, and padded past the kernel), col2im (with an output padding of the stride or
 // more), 3-d patches, 3-d spread-and-pad, 1-d through 2-d.
 std::vector<Config> coverageConfigs() {
   return {
@@ -80,6 +81,8 @@ std::vector<Config> coverageConfigs() {
       fixedConfig(3, false, 1, 3, 4, 1, {2, 0, 1, 0}),
       fixedConfig(3, true, 2, 4, 2, 2, {2, 1, 1, 1}),
       fixedConfig(3, true, 1, 2, 3, 3, {1, 2, 2, 1}),
+      fixedConfig(2, false, 4, 4, 4, 3, {2, 1, 2, 0}),
+      fixedConfig(2, false, 3, 3, 3, 3, {1, 3, 1, 0}),
   };
 }
 
@@ -346,13 +349,22 @@ std::set<std::string> opsRunBy(const std::function<void()> &fn) {
   return {recordedOps().begin(), recordedOps().end()};
 }
 
+// ATen's convolution ops and autograd nodes (ConvolutionBackward0, ...), and
+// anything of a DNN library: what consults the global cuDNN/MIOpen flag.
+// ATen's direct depthwise kernel (_conv_depthwise2d, CUDA only) does not.
 std::vector<std::string> convolutionOps(const std::set<std::string> &names) {
   std::vector<std::string> found;
   for (const std::string &name : names) {
     std::string lower = name;
     std::transform(lower.begin(), lower.end(), lower.begin(),
                    [](unsigned char ch) { return std::tolower(ch); });
-    if (lower.find("conv") != std::string::npos)
+    const bool ours = lower.find("rdna1::") != std::string::npos;
+    const bool directDepthwise = lower == "aten::_conv_depthwise2d";
+    const bool convolution = lower.find("conv") != std::string::npos;
+    const bool dnnLibrary = lower.find("cudnn") != std::string::npos ||
+                            lower.find("miopen") != std::string::npos ||
+                            lower.find("mkldnn") != std::string::npos;
+    if (dnnLibrary || (convolution && !ours && !directDepthwise))
       found.push_back(name);
   }
   return found;
@@ -383,6 +395,10 @@ TEST(NativeConvolution, ForwardAndBackwardRunNoConvolutionOp) {
   // The record saw the building blocks, so it did record ops.
   for (const char *op : {"aten::im2col", "aten::col2im", "aten::unfold", "aten::bmm"})
     EXPECT_TRUE(names.count(op)) << op << " not recorded";
+  // Depthwise layers took their own formulation (and its own backward).
+  EXPECT_TRUE(std::any_of(names.begin(), names.end(), [](const std::string &name) {
+    return name.find("DepthwiseFunction") != std::string::npos;
+  })) << "the depthwise formulation did not run";
 }
 
 // The check above would notice ATen's convolution.
