@@ -10,7 +10,8 @@
 #              conv matches the original on the GPU (device_zoo.py --training-state-only)
 #   statefamilies  the same, one zoo model per family (--set families)
 #   devzoo     one zoo model per family and the model shapes with backend device: no cuDNN/MIOpen,
-#              0 bytes across the bus, accuracy as the original's (device_zoo.py --backend device)
+#              0 bytes across the bus, accuracy as the original's (device_zoo.py --backend device;
+#              DEVZOO_ARGS replaces '--set families', e.g. '--only zoo --no-giants' for the whole zoo)
 #   zoo        device_zoo.py with ZOO_ARGS (the whole zoo, host backend, by default)
 #   long       long runs and CUDA training parity (device_long.py)
 #   backends   backend device against the original with the DNN library off (backends.py)
@@ -54,7 +55,7 @@ for name in "${@:-check bench}"; do
       probe) step probe python3 -c 'import rdna1; print(rdna1.probe(True)); print(rdna1.probe())' ;;
       state) step state python3 bench/device_zoo.py --only zoo --training-state-only ${STATE_ARGS:-} ;;
       statefamilies) step statefamilies python3 bench/device_zoo.py --only zoo --set families --training-state-only ;;
-      devzoo) step devzoo python3 bench/device_zoo.py --backend device --set families ${DEVZOO_ARGS:-} ;;
+      devzoo) step devzoo python3 bench/device_zoo.py --backend device ${DEVZOO_ARGS:---set families} ;;
       zoo) step zoo python3 bench/device_zoo.py ${ZOO_ARGS:-} ;;
       long) step long python3 bench/device_long.py ;;
       profile) step profile python3 bench/profile_step.py ${PROFILE_ARGS:-} ;;
