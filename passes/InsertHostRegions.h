@@ -7,6 +7,8 @@
 // host copies of the parameters it reads; at its exit one rdna1::to_device
 // moves back every result used later. Nodes that only read metadata (sizes,
 // None checks, module attributes) may sit between region nodes and stay put.
+// Tensor lists made inside a region (construct, append, cat, chunk, split,
+// stack) stay inside it; a region is cut before a list that is used after it.
 //
 // Hazards kept out of regions: nodes that write a value from outside the
 // region or an alias of one (AliasDb), dropout in training (randomness),
@@ -14,27 +16,18 @@
 // running statistics are module buffers may join a region: in training mode
 // the updated statistics are copied back to the device after the region.
 //
-// Cost model (--regions=auto). Moving a tensor costs bytes / bus bandwidth plus
-// a per-copy latency; an elementwise, norm or pooling op costs about
-// bytes / host memory bandwidth on the host and almost nothing on the device.
-// Hence:
-//  - light ops between two host ops stay on the host: sending their tensor to
-//    the device and back costs two copies, more than computing them here;
-//  - light ops at a region's edge that keep their tensor's size go to the
-//    device: the same bytes cross either way, and the device computes them
-//    for free;
-//  - ops that shrink their tensor (pooling, means) stay at the exit edge: the
-//    smaller result crosses instead;
-//  - matrix products and attention (linear, matmul, softmax, ...) run on the
-//    device: their FLOPs per byte far exceed what the host can match for the
-//    cost of a crossing.
+// The pieces: HostOpPolicy.h (which ops, of what cost class), RegionFinder.h
+// (runs, hazards, edges), RegionCostModel.h (where the edges go under
+// --regions=auto), RegionEmitter.h (the IR).
 // --regions=max also hosts matrix products and trims nothing.
 // --regions=conv hosts convolutions alone, each with batched, pinned,
-// channels-last transfers: for training, where norms and activations (forward
-// and backward) cost more on the host than their tensors cost on the bus.
+// channels-last transfers.
 #pragma once
 
 #include <torch/csrc/jit/ir/ir.h>
+
+#include <string>
+#include <vector>
 
 namespace rdna1::passes {
 
@@ -43,6 +36,8 @@ enum class RegionMode { Auto, Max, ConvOnly };
 struct RegionStats {
   int regions = 0;
   int hostNodes = 0;
+  // Every region dropped, cut or trimmed and every node that ended one, with why.
+  std::vector<std::string> decisions;
 };
 
 bool HasHostRegions(const std::shared_ptr<torch::jit::Graph> &graph);

@@ -1,0 +1,375 @@
+#include "RegionFinder.h"
+
+#include "GraphWalk.h"
+#include "HostOpPolicy.h"
+#include "RegionCostModel.h"
+#include "RegionValues.h"
+
+#include <torch/csrc/jit/ir/alias_analysis.h>
+
+#include <algorithm>
+#include <optional>
+
+namespace rdna1::passes {
+namespace {
+
+using torch::jit::AliasDb;
+using torch::jit::Block;
+using torch::jit::Graph;
+using torch::jit::Node;
+using torch::jit::Value;
+using torch::jit::ValueSet;
+
+// Whether the node's schema says it writes its `index`-th argument.
+bool writesArgument(const Node *node, size_t index) {
+  const c10::FunctionSchema *schema = node->maybeSchema();
+  if (!schema || index >= schema->arguments().size())
+    return false;
+  const auto *alias = schema->arguments()[index].alias_info();
+  return alias != nullptr && alias->isWrite();
+}
+
+// Whether two values name the same tensor for sure: the same value, or reads of
+// the same attribute path of the same object.
+bool refersToSame(const Value *a, const Value *b) {
+  if (a == b)
+    return true;
+  const Node *x = a->node();
+  const Node *y = b->node();
+  return x->kind() == c10::prim::GetAttr && y->kind() == c10::prim::GetAttr &&
+         x->s(c10::attr::name) == y->s(c10::attr::name) && refersToSame(x->input(0), y->input(0));
+}
+
+// The node of `block` that contains `node` (itself, or a node whose blocks do).
+Node *ancestorIn(Node *node, const Block *block) {
+  while (node && node->owningBlock() != block)
+    node = node->owningBlock()->owningNode();
+  return node;
+}
+
+// A parameter whose producers (attribute reads, constants) can move before `first`.
+bool hoistable(const Value *v, Node *first) {
+  if (definedBefore(v, first))
+    return true;
+  const Node *def = v->node();
+  if (def->kind() == c10::prim::Constant)
+    return true;
+  return def->kind() == c10::prim::GetAttr && hoistable(def->input(0), first);
+}
+
+// Ops whose outputs may be tensor lists: list plumbing, and splitting.
+bool mayMakeTensorList(const Node *node, OpClass cls) {
+  static const c10::Symbol chunk = c10::Symbol::fromQualString("aten::chunk");
+  static const c10::Symbol split = c10::Symbol::fromQualString("aten::split");
+  return cls == OpClass::List || node->kind() == chunk || node->kind() == split;
+}
+
+using Reason = std::optional<std::string>;
+
+class RegionFinder {
+public:
+  RegionFinder(const std::shared_ptr<Graph> &graph, RegionMode mode,
+               std::vector<std::string> &decisions)
+      : aliasDb_(graph), mode_(mode), decisions_(decisions) {}
+
+  void find(Block *block, std::vector<Region> &out) {
+    Region current(block);
+    for (Node *node : block->nodes()) {
+      const Reason whyNot = whyNotHosted(node, current);
+      if (!whyNot) {
+        current.add(node);
+        continue;
+      }
+      if (!current.empty() && isNeutral(node, current)) {
+        recordWrites(node, current);
+        continue;
+      }
+      if (current.hasConv)
+        log("region ends before " + describeNode(node) + ": " + *whyNot);
+      close(current, out);
+      current = Region(block);
+      if (!whyNotHosted(node, current)) {
+        current.add(node);
+        continue;
+      }
+      for (Block *inner : node->blocks())
+        find(inner, out);
+    }
+    close(current, out);
+  }
+
+private:
+  void log(const std::string &text) const { decisions_.push_back(text); }
+
+  Reason inputsUnavailable(Node *node, const Region &region) const {
+    for (Value *v : node->inputs()) {
+      if (region.internal.count(v))
+        continue;
+      if (isTensorList(v))
+        return "it reads a tensor list made outside the region (a list cannot cross as a whole)";
+      if (!isTensor(v) && !isOptionalTensor(v))
+        continue;
+      if (isOptionalTensor(v) && !isParam(v))
+        return "it reads an optional tensor that is not a module attribute";
+      if (writtenInRun(v, region))
+        return "it reads %" + v->debugName() + ", written in place between region nodes";
+      if (!region.empty() && !definedBefore(v, region.first()) &&
+          !(isParam(v) && hoistable(v, region.first())))
+        return "it reads %" + v->debugName() + ", made after the region began";
+    }
+    return std::nullopt;
+  }
+
+  bool writtenInRun(Value *v, const Region &region) const {
+    for (Value *written : region.neutralWrites) {
+      // Module attributes and graph inputs all may alias each other in the
+      // alias analysis; for them only a write to the same tensor counts.
+      const bool wildcard = isParam(v) || v->node()->kind() == c10::prim::Param;
+      if (refersToSame(written, v) || (!wildcard && aliasDb_.mayAlias(written, v)))
+        return true;
+    }
+    return false;
+  }
+
+  static void recordWrites(Node *node, Region &region) {
+    std::vector<Node *> nodes{node};
+    for (Block *inner : node->blocks())
+      collectNodes(inner, nodes);
+    for (Node *n : nodes)
+      for (size_t i = 0; i < n->inputs().size(); ++i)
+        if (writesArgument(n, i))
+          region.neutralWrites.push_back(n->input(i));
+  }
+
+  // Views of a region input stay on the device: hosting them would turn the
+  // view into a copy and lose writes made through it later.
+  static bool viewsRegionInput(Node *node, OpClass cls, const Region &region) {
+    static const c10::Symbol contiguous = c10::Symbol::fromQualString("aten::contiguous");
+    const bool view = cls == OpClass::Shape || node->kind() == contiguous;
+    return view && !node->inputs().empty() && !region.internal.count(node->input(0));
+  }
+
+  // Writes go only to values the region made, none of which alias its inputs.
+  bool writesOnlyInternal(Node *node, const Region &region) const {
+    if (!aliasDb_.isMutable(node))
+      return true;
+    for (Value *v : node->inputs()) {
+      if (!aliasDb_.writesToAlias(node, ValueSet{v}))
+        continue;
+      if (!region.internal.count(v) || aliasDb_.mayAlias(ValueSet{v}, region.inputs))
+        return false;
+    }
+    return true;
+  }
+
+  // Running statistics that are module buffers are copied back after the
+  // region; anything else that a training-mode norm would update stays put.
+  static bool normAllowed(Node *node) {
+    const NormStatistics stats = normStatistics(node);
+    if (stats.runningMean->type()->kind() == c10::TypeKind::NoneType ||
+        isConstantFalse(stats.updatesStatistics))
+      return true;
+    // Optional[Tensor] statistics could be None at run time: no copy-back for those.
+    return isParam(stats.runningMean) && isParam(stats.runningVar) && isTensor(stats.runningMean) &&
+           isTensor(stats.runningVar);
+  }
+
+  // Why `node` may not join `region`, or nothing when it may.
+  Reason whyNotHosted(Node *node, const Region &region) const {
+    const auto cls = classifyOp(node);
+    if (!cls)
+      return std::string("no host kernel is listed for it (HostOpPolicy)");
+    if (*cls == OpClass::Heavy && mode_ != RegionMode::Max)
+      return std::string("matrix products run on the device (--regions=max hosts them)");
+    if (*cls != OpClass::Conv && mode_ == RegionMode::ConvOnly)
+      return std::string("--regions=conv hosts convolutions alone");
+    if (isDropout(node) && !isConstantFalse(dropoutTrainFlag(node)))
+      return std::string("dropout that may train stays where its random numbers are drawn");
+    for (const Value *out : node->outputs())
+      if (!isTensor(out) && !(mayMakeTensorList(node, *cls) && isTensorList(out)))
+        return "it makes a " + out->type()->str();
+    if (Reason unavailable = inputsUnavailable(node, region))
+      return unavailable;
+    if (viewsRegionInput(node, *cls, region))
+      return std::string("it views a tensor from outside the region (writes through the view "
+                         "would miss the host copy)");
+    if (*cls == OpClass::Norm && !normAllowed(node))
+      return std::string("its running statistics are not module buffers that can be copied "
+                         "back");
+    if (*cls != OpClass::Norm && !writesOnlyInternal(node, region))
+      return std::string("it writes a tensor the region did not make");
+    return std::nullopt;
+  }
+
+  // A node that may stay between region nodes: it reads region tensors only
+  // for metadata, writes nothing the region reads or makes, and holds no
+  // convolution of its own.
+  bool isNeutral(Node *node, const Region &region) const {
+    std::vector<Node *> nodes{node};
+    for (Block *inner : node->blocks())
+      collectNodes(inner, nodes);
+    for (Node *n : nodes) {
+      if (n->kind() == c10::prim::SetAttr || n->kind() == c10::prim::CallMethod ||
+          n->kind() == c10::prim::CallFunction || classifyOp(n) == OpClass::Conv)
+        return false;
+      for (size_t i = 0; i < n->inputs().size(); ++i) {
+        Value *v = n->input(i);
+        if (region.internal.count(v) && !readsOnlyMetadata(n))
+          return false;
+        if (writesArgument(n, i) &&
+            std::any_of(region.inputs.begin(), region.inputs.end(),
+                        [v](const Value *in) { return refersToSame(in, v); }))
+          return false;
+      }
+    }
+    return !aliasDb_.writesToAlias(node, region.touched);
+  }
+
+  // Results leave as copies: results that alias an input or each other would
+  // lose writes made later through one of them.
+  bool outputsAlias(const Region &region) const {
+    std::vector<Value *> outputs;
+    for (Node *node : region.nodes)
+      for (Value *v : node->outputs())
+        if (!usesAfter(v, region).empty())
+          outputs.push_back(v);
+    for (size_t i = 0; i < outputs.size(); ++i) {
+      if (aliasDb_.mayAlias(ValueSet{outputs[i]}, region.inputs))
+        return true;
+      for (size_t j = i + 1; j < outputs.size(); ++j)
+        if (aliasDb_.mayAlias(outputs[i], outputs[j]))
+          return true;
+    }
+    return false;
+  }
+
+  // Tensor inputs of `node` that `made` holds (region-made) or does not.
+  static int countInputs(const Node *node, const std::unordered_set<const Value *> &made,
+                         bool inside) {
+    int count = 0;
+    for (const Value *v : node->inputs())
+      if ((isTensor(v) || isTensorList(v)) && !isParam(v) && made.count(v) == (inside ? 1 : 0))
+        ++count;
+    return count;
+  }
+
+  // The cost model's edge rules (RegionCostModel.h): drop edge ops that cost
+  // less on the device than on the host.
+  std::vector<Node *> trimEdges(std::vector<Node *> nodes) const {
+    while (!nodes.empty()) {
+      std::unordered_set<const Value *> made;
+      for (Node *n : nodes)
+        for (const Value *v : n->outputs())
+          made.insert(v);
+      Node *last = nodes.back();
+      const auto choice = cost::atExit(*classifyOp(last), countInputs(last, made, true));
+      if (choice.hostIt)
+        break;
+      log("exit edge: " + describeNode(last) + " runs on the device after the region (" +
+          cost::explain(choice) + ")");
+      nodes.pop_back();
+    }
+    while (!nodes.empty()) {
+      Node *first = nodes.front();
+      const auto choice = cost::atEntry(*classifyOp(first), countInputs(first, {}, false));
+      if (choice.hostIt)
+        break;
+      log("entry edge: " + describeNode(first) + " runs on the device before the region (" +
+          cost::explain(choice) + ")");
+      nodes.erase(nodes.begin());
+    }
+    return nodes;
+  }
+
+  // A tensor list cannot cross the bus: cut the region before the first node
+  // whose list is used after it.
+  std::vector<Node *> cutEscapingLists(const std::vector<Node *> &nodes) const {
+    Region region(nodes.front()->owningBlock());
+    for (Node *n : nodes)
+      region.add(n);
+    for (size_t i = 0; i < nodes.size(); ++i)
+      for (Value *v : nodes[i]->outputs())
+        if (!isTensor(v) && !usesAfter(v, region).empty()) {
+          log("region cut before " + describeNode(nodes[i]) + ": its " + v->type()->str() +
+              " is used after the region and cannot cross the bus");
+          return {nodes.begin(), nodes.begin() + static_cast<std::ptrdiff_t>(i)};
+        }
+    return nodes;
+  }
+
+  // Applies the edge rules, then re-validates what is left.
+  void close(const Region &region, std::vector<Region> &out) const {
+    if (!region.hasConv)
+      return;
+    std::vector<Node *> nodes = region.nodes;
+    for (size_t before = 0; before != nodes.size() && !nodes.empty();) {
+      before = nodes.size();
+      nodes = cutEscapingLists(nodes);
+      if (mode_ == RegionMode::Auto && !nodes.empty())
+        nodes = trimEdges(nodes);
+    }
+    Region trimmed(region.block);
+    for (Node *node : nodes) {
+      if (const Reason whyNot = whyNotHosted(node, trimmed)) {
+        log("region of " + std::to_string(region.nodes.size()) + " nodes from " +
+            describeNode(region.first()) + " dropped: after trimming, " + describeNode(node) +
+            " cannot join (" + *whyNot + ")");
+        return;
+      }
+      trimmed.add(node);
+    }
+    if (!trimmed.hasConv)
+      return;
+    if (outputsAlias(trimmed)) {
+      log("region of " + std::to_string(trimmed.nodes.size()) + " nodes from " +
+          describeNode(trimmed.first()) +
+          " dropped: its results alias its inputs or each other (copies would lose writes)");
+      return;
+    }
+    out.push_back(std::move(trimmed));
+  }
+
+  AliasDb aliasDb_;
+  RegionMode mode_;
+  std::vector<std::string> &decisions_;
+};
+
+} // namespace
+
+void Region::add(Node *node) {
+  nodes.push_back(node);
+  members.insert(node);
+  hasConv = hasConv || classifyOp(node) == OpClass::Conv;
+  for (Value *v : node->inputs())
+    if (!internal.count(v) && (isTensor(v) || isOptionalTensor(v))) {
+      inputs.insert(v);
+      if (!isParam(v) && v->node()->kind() != c10::prim::Param)
+        touched.insert(v);
+    }
+  for (Value *v : node->outputs()) {
+    internal.insert(v);
+    touched.insert(v);
+  }
+}
+
+std::vector<torch::jit::Use> usesAfter(Value *v, const Region &region) {
+  std::vector<torch::jit::Use> after;
+  Node *last = region.nodes.back();
+  for (const torch::jit::Use &use : v->uses()) {
+    if (region.members.count(use.user))
+      continue;
+    Node *here = ancestorIn(use.user, region.block);
+    if (use.user == region.block->return_node() || (here && here->isAfter(last)))
+      after.push_back(use);
+  }
+  return after;
+}
+
+std::vector<Region> findHostRegions(const std::shared_ptr<Graph> &graph, RegionMode mode,
+                                    std::vector<std::string> &decisions) {
+  std::vector<Region> regions;
+  RegionFinder(graph, mode, decisions).find(graph->block(), regions);
+  return regions;
+}
+
+} // namespace rdna1::passes
