@@ -8,7 +8,9 @@
 #include <torch/csrc/jit/ir/alias_analysis.h>
 
 #include <algorithm>
+#include <cstring>
 #include <optional>
+#include <unordered_set>
 
 namespace rdna1::passes {
 namespace {
@@ -80,12 +82,15 @@ public:
         current.add(node);
         continue;
       }
-      if (!current.empty() && isNeutral(node, current)) {
+      const Reason notNeutral = current.empty() ? whyNot : whyNotNeutral(node, current);
+      if (!notNeutral) {
         recordWrites(node, current);
         continue;
       }
       if (current.hasConv)
-        log("region ends before " + describeNode(node) + ": " + *whyNot);
+        log("region ends before " + describeNode(node) + ": " + *whyNot +
+            (notNeutral == whyNot ? ""
+                                  : "; and it cannot stay between region nodes: " + *notNeutral));
       close(current, out);
       current = Region(block);
       if (!whyNotHosted(node, current)) {
@@ -203,43 +208,91 @@ private:
 
   // A node that may stay between region nodes: it reads region tensors only
   // for metadata, writes nothing the region reads or makes, and holds no
-  // convolution of its own.
-  bool isNeutral(Node *node, const Region &region) const {
+  // convolution of its own. Says why not, when not.
+  Reason whyNotNeutral(Node *node, const Region &region) const {
     std::vector<Node *> nodes{node};
     for (Block *inner : node->blocks())
       collectNodes(inner, nodes);
     for (Node *n : nodes) {
       if (n->kind() == c10::prim::SetAttr || n->kind() == c10::prim::CallMethod ||
           n->kind() == c10::prim::CallFunction || classifyOp(n) == OpClass::Conv)
-        return false;
+        return describeNode(n) + " inside it cannot stay between region nodes";
       for (size_t i = 0; i < n->inputs().size(); ++i) {
         Value *v = n->input(i);
         if (region.internal.count(v) && !readsOnlyMetadata(n))
-          return false;
+          return describeNode(n) + " inside it reads the region's %" + v->debugName();
         if (writesArgument(n, i) &&
             std::any_of(region.inputs.begin(), region.inputs.end(),
                         [v](const Value *in) { return refersToSame(in, v); }))
-          return false;
+          return describeNode(n) + " inside it writes the region's input %" + v->debugName();
       }
     }
-    return !aliasDb_.writesToAlias(node, region.touched);
+    for (Node *n : nodes) {
+      // Region-made tensors are fresh (views of region inputs are not hosted),
+      // so a write through a module attribute cannot reach them; the alias
+      // analysis cannot tell, as every tensor put into a list is a wildcard.
+      const ValueSet &exposed =
+          writesOnlyModuleAttributes(n) ? region.touchedInputs : region.touched;
+      if (aliasDb_.writesToAlias(n, exposed))
+        return describeNode(n) + " inside it may write a tensor the region reads or makes";
+    }
+    return std::nullopt;
   }
 
-  // Results leave as copies: results that alias an input or each other would
-  // lose writes made later through one of them.
-  bool outputsAlias(const Region &region) const {
-    std::vector<Value *> outputs;
-    for (Node *node : region.nodes)
-      for (Value *v : node->outputs())
-        if (!usesAfter(v, region).empty())
-          outputs.push_back(v);
-    for (size_t i = 0; i < outputs.size(); ++i) {
-      if (aliasDb_.mayAlias(ValueSet{outputs[i]}, region.inputs))
-        return true;
-      for (size_t j = i + 1; j < outputs.size(); ++j)
-        if (aliasDb_.mayAlias(outputs[i], outputs[j]))
-          return true;
+  // Whether every write of `node` goes, by its schema, to a module attribute.
+  bool writesOnlyModuleAttributes(Node *node) const {
+    if (!aliasDb_.isMutable(node))
+      return true;
+    if (!node->maybeSchema())
+      return false;
+    for (size_t i = 0; i < node->inputs().size(); ++i)
+      if (writesArgument(node, i) && node->input(i)->node()->kind() != c10::prim::GetAttr)
+        return false;
+    return true;
+  }
+
+  // The tensor whose storage `v` shares: for a value the region made, through
+  // the views, in-place ops and list plumbing that produced it; any other
+  // value is its own. (The alias analysis cannot answer this for tensors that
+  // went into a list: it makes them all wildcards.)
+  static const Value *storageRoot(const Value *v, const Region &region) {
+    static const c10::Symbol contiguous = c10::Symbol::fromQualString("aten::contiguous");
+    static const std::unordered_set<c10::Symbol> copies{
+        c10::Symbol::fromQualString("aten::cat"), c10::Symbol::fromQualString("aten::stack"),
+        c10::Symbol::fromQualString("aten::constant_pad_nd"),
+        c10::Symbol::fromQualString("aten::pad")};
+    if (!region.internal.count(v))
+      return v;
+    const Node *node = v->node();
+    if (node->kind() == c10::prim::ListUnpack) {
+      const Node *list = node->input(0)->node();
+      if (list->kind() == c10::prim::ListConstruct)
+        return storageRoot(list->input(v->offset()), region);
+      return storageRoot(node->input(0), region);
     }
+    const auto cls = classifyOp(node);
+    const bool inPlace =
+        node->kind().toUnqualString()[std::strlen(node->kind().toUnqualString()) - 1] == '_';
+    const bool view = (cls == OpClass::Shape && !copies.count(node->kind())) ||
+                      node->kind() == contiguous || isDropout(node);
+    const bool returnsItsList = cls == OpClass::List && node->kind() != c10::prim::ListConstruct;
+    if ((inPlace || view || returnsItsList) && !node->inputs().empty())
+      return storageRoot(node->input(0), region);
+    return v;
+  }
+
+  // Results leave as copies: results that share storage with an input or with
+  // each other would lose writes made later through one of them.
+  static bool outputsAlias(const Region &region) {
+    std::unordered_set<const Value *> roots;
+    for (Node *node : region.nodes)
+      for (Value *v : node->outputs()) {
+        if (usesAfter(v, region).empty())
+          continue;
+        const Value *root = storageRoot(v, region);
+        if (!region.internal.count(root) || !roots.insert(root).second)
+          return true;
+      }
     return false;
   }
 
@@ -343,12 +396,18 @@ void Region::add(Node *node) {
   for (Value *v : node->inputs())
     if (!internal.count(v) && (isTensor(v) || isOptionalTensor(v))) {
       inputs.insert(v);
-      if (!isParam(v) && v->node()->kind() != c10::prim::Param)
+      if (!isParam(v) && v->node()->kind() != c10::prim::Param) {
         touched.insert(v);
+        touchedInputs.insert(v);
+      }
     }
   for (Value *v : node->outputs()) {
     internal.insert(v);
-    touched.insert(v);
+    // Lists hold their tensors, which are in here already; the alias analysis
+    // lets a list alias every module attribute, so `num_batches_tracked.add_(1)`
+    // between region nodes would end every region that builds a list.
+    if (!isTensorList(v))
+      touched.insert(v);
   }
 }
 

@@ -25,6 +25,7 @@ struct Region {
   // all of them alias each other, so a neutral `num_batches_tracked.add_(1)`
   // would end every region; direct writes to them are checked by schema.
   torch::jit::ValueSet touched;
+  torch::jit::ValueSet touchedInputs; // the inputs among them
   // Values written in place by neutral nodes inside the run: a later region node
   // may not read them through a host copy taken at the region's entry.
   std::vector<torch::jit::Value *> neutralWrites;

@@ -44,7 +44,9 @@ inline bool definedBefore(const torch::jit::Value *v, const torch::jit::Node *fi
 // "%name = kind" for decision messages.
 inline std::string describeNode(const torch::jit::Node *node) {
   const std::string kind = node->kind().toQualString();
-  return node->outputs().empty() ? kind : "%" + node->output(0)->debugName() + " = " + kind;
+  if (!node->outputs().empty())
+    return "%" + node->output(0)->debugName() + " = " + kind;
+  return node->inputs().empty() ? kind : kind + "(%" + node->input(0)->debugName() + ")";
 }
 
 } // namespace rdna1::passes

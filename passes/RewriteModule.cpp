@@ -6,6 +6,7 @@
 #include "LowerConvolutionBackward.h"
 #include "LowerConvolutions.h"
 #include "SetDefaultBackend.h"
+#include "SpecializeModuleFlags.h"
 
 #include "GraphWalk.h"
 
@@ -15,6 +16,7 @@
 #include <torch/csrc/jit/api/module.h>
 #include <torch/csrc/jit/passes/inliner.h>
 
+#include <map>
 #include <tuple>
 #include <unordered_set>
 
@@ -67,16 +69,40 @@ std::pair<int, int> countLayers(torch::jit::Module &module) {
   return largest;
 }
 
+// "N module attributes frozen: use_res_connect x17, stride x16" from "path=value"s.
+std::string describeFrozen(const std::vector<std::string> &frozen) {
+  std::map<std::string, int> byName;
+  for (const std::string &entry : frozen) {
+    const std::string path = entry.substr(0, entry.find('='));
+    const size_t dot = path.rfind('.');
+    byName[dot == std::string::npos ? path : path.substr(dot + 1)] += 1;
+  }
+  std::string text = std::to_string(frozen.size()) +
+                     " module attributes that steer branches frozen at their current values:";
+  for (const auto &[name, count] : byName)
+    text += " " + name + " x" + std::to_string(count) + ",";
+  text.pop_back();
+  return text;
+}
+
 // Regions must span submodule boundaries, so the module's own methods are
-// inlined first; submodules keep their methods (rewritten per op above).
-int insertRegions(torch::jit::Module &module, RegionMode mode) {
+// inlined first, and branches on module flags folded; submodules keep their
+// methods (rewritten per op above).
+int insertRegions(torch::jit::Module &module, RegionMode mode,
+                  std::vector<std::string> &decisions) {
   int regions = 0;
   for (const torch::jit::Method &method : module.get_methods()) {
-    const std::shared_ptr<torch::jit::Graph> graph = method.graph();
+    std::shared_ptr<torch::jit::Graph> graph = method.graph();
     if (HasHostRegions(graph))
       continue; // rewritten before: leave it exactly as it is
     torch::jit::Inline(*graph);
-    regions += InsertHostRegions(graph, mode).regions;
+    const auto frozen = SpecializeModuleFlags(module, graph);
+    if (!frozen.empty())
+      decisions.push_back(method.name() + ": " + describeFrozen(frozen));
+    RegionStats stats = InsertHostRegions(graph, mode);
+    regions += stats.regions;
+    for (std::string &decision : stats.decisions)
+      decisions.push_back(method.name() + ": " + decision);
   }
   return regions;
 }
@@ -142,7 +168,7 @@ ModuleReport RewriteModule(torch::jit::Module &module, const RewriteOptions &opt
       report.methods.push_back(std::move(method));
   }
   if (options.regions)
-    report.regions = insertRegions(module, options.regionMode);
+    report.regions = insertRegions(module, options.regionMode, report.regionDecisions);
   report.defaultBackend = options.defaultBackend;
   for (const torch::jit::Method &method : module.get_methods())
     report.backendChanged |= SetDefaultBackend(method.graph(), options.defaultBackend);

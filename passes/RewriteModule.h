@@ -35,6 +35,8 @@ struct RewriteOptions {
 struct ModuleReport {
   std::vector<MethodReport> methods; // those with anything to report
   int regions = 0;                   // host regions inserted
+  // Why regions were dropped, cut or trimmed, and which module flags were frozen.
+  std::vector<std::string> regionDecisions;
   // Layers as a user counts them: convolution and norm calls in the module's
   // largest own method (forward, for most models) with every call inlined. (A
   // class's method graph is one code site however many instances call it.)

@@ -59,6 +59,7 @@ std::string reportJson(const passes::ModuleReport &report, const std::string &in
   out += field("norms", std::to_string(report.norms()));
   out += field("host_regions", std::to_string(report.regions));
   out += field("default_backend", quoted(report.defaultBackend));
+  out += field("region_decisions", strings(report.regionDecisions));
   out += ",\n  \"methods\": [";
   const char *separator = "\n";
   for (const auto &method : report.methods) {

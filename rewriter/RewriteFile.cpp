@@ -258,7 +258,11 @@ RewriteOutcome rewriteFile(const RewriteRequest &request) {
                                                 "': " + method.remainingDnnUsers.front() + " in " +
                                                 method.owner + "." + method.method +
                                                 " would still reach cuDNN/MIOpen (--strict)");
-  RewriteOutcome outcome{report, std::nullopt, report.unchanged()};
+  RewriteOutcome outcome{report, std::nullopt, report.unchanged(), {}};
+  if (request.emitIr)
+    for (const torch::jit::Method &method : module.get_methods())
+      outcome.ir += "graph of " + method.name() + ":\n" +
+                    method.graph()->toString(/*print_source_locations=*/false);
   if (request.dryRun && !request.verify.enabled)
     return outcome;
   request.onPhase("writing");

@@ -23,6 +23,7 @@ struct RewriteRequest {
   bool strict = false; // refuse nodes that are not rewritten but still reach cuDNN/MIOpen
   passes::RewriteOptions options;
   VerifyOptions verify;
+  bool emitIr = false; // fill RewriteOutcome::ir
   // Called as the rewrite enters each phase ("loading", "rewriting", "writing",
   // "verifying"); the CLI's crash isolation names the phase a crash happened in.
   std::function<void(const char *)> onPhase = [](const char *) {};
@@ -32,6 +33,7 @@ struct RewriteOutcome {
   passes::ModuleReport report;
   std::optional<VerifyResult> verified; // with --verify
   bool copiedInput = false;             // nothing to rewrite: OUT is a byte copy of IN
+  std::string ir; // with emitIr: the rewritten graph of each of the module's own methods
 };
 
 // Throws ToolError. Never modifies `input`; leaves no partial `output`, and no

@@ -14,6 +14,7 @@
 #include <torch/csrc/jit/testing/file_check.h>
 
 #include <algorithm>
+#include <c10/util/StringUtil.h>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -41,8 +42,8 @@ c10::ClassTypePtr moduleType() {
   static const auto cu = std::make_shared<torch::jit::CompilationUnit>();
   static const c10::ClassTypePtr type = [] {
     auto cls = c10::ClassType::create(c10::QualifiedName("__torch__.M"), cu, /*is_module=*/true);
-    for (const char *name :
-         {"w1", "b1", "w2", "b2", "w3", "b3", "gamma", "beta", "mean", "var", "wl", "bl", "wm"})
+    for (const char *name : {"w1", "b1", "w2", "b2", "w3", "b3", "gamma", "beta", "mean", "var",
+                             "wl", "bl", "wm", "count"})
       cls->addAttribute(name, c10::TensorType::get());
     for (const char *name : {"bias", "omean", "ovar"})
       cls->addAttribute(name, c10::OptionalType::create(c10::TensorType::get()));
@@ -108,6 +109,12 @@ std::string norm(const std::string &out, const std::string &in, const std::strin
                  const std::string &mean = "mean", const std::string &var = "var") {
   return "  %" + out + " : Tensor = rdna1::batch_norm(%" + in + ", %gamma, %beta, %" + mean +
          ", %" + var + ", %" + training + ", %mom, %eps, %false)\n";
+}
+
+// Whether any logged decision contains `needle`.
+bool logged(const RegionStats &stats, const std::string &needle) {
+  return std::any_of(stats.decisions.begin(), stats.decisions.end(),
+                     [&](const std::string &d) { return d.find(needle) != std::string::npos; });
 }
 
 RegionStats run(const std::shared_ptr<Graph> &graph, RegionMode mode) {
@@ -680,6 +687,186 @@ TEST(InsertHostRegions, OptionalParamBiasGoesThroughHostParam) {
   EXPECT_EQ(c1->input(2), hostParam->output());
   EXPECT_EQ(listOperand(only(graph, kHostParams)), (Names{"%w1"}));
   EXPECT_TRUE(hostParam->isBefore(c1));
+}
+
+// --- tensor lists ------------------------------------------------------------------------
+
+// DenseNet's pattern: a list built, concatenated, appended to and concatenated
+// again, all between convolutions, stays inside one region and never crosses.
+TEST(InsertHostRegions, ListBuiltAppendedAndConcatenatedInsideStaysInOneRegion) {
+  auto graph = parseBody(conv("c1", "x") + R"IR(
+  %features : Tensor[] = prim::ListConstruct(%c1)
+  %cat1 : Tensor = aten::cat(%features, %one)
+)IR" + conv("c2", "cat1", "w2", "b2") +
+                         R"IR(
+  %grown : Tensor[] = aten::append(%features, %c2)
+  %cat2 : Tensor = aten::cat(%features, %one)
+)IR" + conv("c3", "cat2", "w1", "b1") +
+                         "  return (%c3)\n");
+  const RegionStats stats = run(graph, RegionMode::Auto);
+  EXPECT_EQ(stats.regions, 1) << *graph;
+  EXPECT_EQ(count(graph, kToHost), 1u);
+  EXPECT_EQ(listOperand(only(graph, kToHost)), (Names{"%x"}));
+  EXPECT_EQ(listOperand(only(graph, kToDevice)), (Names{"%c3"}));
+  FileCheck()
+      .check(kToHost + "(")
+      ->check("%features : Tensor[] = prim::ListConstruct(%c1)")
+      ->check("aten::cat(%features, %one)")
+      ->check("aten::append(%features, %c2)")
+      ->check("%cat2 : Tensor = aten::cat(%features, %one)")
+      ->check("%c3 : Tensor = rdna1::conv(%cat2, ")
+      ->check(kToDevice + "(")
+      ->run(*graph);
+}
+
+// A list the region made but code after it reads cannot cross the bus: the
+// region is cut before the list is built, and says so.
+TEST(InsertHostRegions, ListUsedAfterRegionCutsRegionBeforeIt) {
+  auto graph = parseBody(conv("c1", "x") + conv("c2", "c1", "w2", "b2") + R"IR(
+  %parts : Tensor[] = prim::ListConstruct(%c2, %c1)
+  %joined : Tensor = aten::cat(%parts, %one)
+  %n : int = aten::len(%parts)
+  %later : Tensor = aten::exp(%joined)
+  %again : Tensor = aten::cat(%parts, %zero)
+  return (%later, %again, %n)
+)IR");
+  const RegionStats stats = run(graph, RegionMode::Max);
+  EXPECT_EQ(stats.regions, 1) << *graph;
+  EXPECT_TRUE(logged(stats, "region cut before %parts = prim::ListConstruct"))
+      << c10::Join("\n", stats.decisions);
+  FileCheck()
+      .check("%c2 : Tensor = rdna1::conv(")
+      ->check(kToDevice + "(")
+      ->check("%parts : Tensor[] = prim::ListConstruct(")
+      ->run(*graph);
+}
+
+// A list made before the region cannot be read inside it (it would cross as a whole).
+TEST(InsertHostRegions, ListMadeOutsideIsNotReadInside) {
+  auto graph = parseBody(R"IR(
+  %outside : Tensor[] = aten::unbind(%skip, %zero)
+)IR" + conv("c1", "x") + R"IR(
+  %joined : Tensor = aten::cat(%outside, %one)
+)IR" + conv("c2", "joined", "w2", "b2") +
+                         "  return (%c1, %c2)\n");
+  const RegionStats stats = run(graph, RegionMode::Max);
+  EXPECT_EQ(stats.regions, 2) << *graph;
+  // The cat cannot join (its list was made outside) and stays on the device;
+  // the next convolution then reads a value made after the region began.
+  EXPECT_TRUE(logged(stats, "region ends before %c2 = rdna1::conv: it reads %joined, made after"))
+      << c10::Join("\n", stats.decisions);
+  FileCheck()
+      .check("%c1 : Tensor = rdna1::conv(")
+      ->check(kToDevice + "(")
+      ->check("%joined : Tensor = aten::cat(%outside, %one)")
+      ->check(kToHost + "(")
+      ->run(*graph);
+}
+
+// ShuffleNet's pattern: chunk, one half through a convolution, concatenated
+// with the other: the chunk's list is unpacked inside the region.
+TEST(InsertHostRegions, ChunkUnpackedAndConcatenatedInsideStaysInOneRegion) {
+  auto graph = parseBody(conv("c1", "x") + R"IR(
+  %two : int = prim::Constant[value=2]()
+  %halves : Tensor[] = aten::chunk(%c1, %two, %one)
+  %h1 : Tensor, %h2 : Tensor = prim::ListUnpack(%halves)
+)IR" + conv("c2", "h2", "w2", "b2") +
+                         R"IR(
+  %both : Tensor[] = prim::ListConstruct(%h1, %c2)
+  %out : Tensor = aten::cat(%both, %one)
+)IR" + conv("c3", "out", "w1", "b1") +
+                         "  return (%c3)\n");
+  const RegionStats stats = run(graph, RegionMode::Auto);
+  EXPECT_EQ(stats.regions, 1) << *graph;
+  EXPECT_EQ(count(graph, kToHost), 1u);
+  EXPECT_EQ(listOperand(only(graph, kToDevice)), (Names{"%c3"}));
+}
+
+// The alias analysis makes every tensor put into a list a wildcard that any
+// module attribute may alias; a write to a module buffer between region nodes
+// (batch norm's num_batches_tracked.add_) must still not end the region.
+TEST(InsertHostRegions, ModuleBufferWriteBetweenListNodesDoesNotSplitRegion) {
+  auto graph = parseBody(conv("c1", "x") + R"IR(
+  %features : Tensor[] = prim::ListConstruct(%c1)
+  %cat1 : Tensor = aten::cat(%features, %one)
+  prim::If(%training)
+    block0():
+      %count : Tensor = prim::GetAttr[name="count"](%self)
+      %counted : Tensor = aten::add_(%count, %one, %one)
+      -> ()
+    block1():
+      -> ()
+)IR" + conv("c2", "cat1", "w2", "b2") +
+                         "  return (%c2)\n");
+  const RegionStats stats = run(graph, RegionMode::Auto);
+  EXPECT_EQ(stats.regions, 1) << c10::Join("\n", stats.decisions) << *graph;
+  EXPECT_EQ(count(graph, kToHost), 1u);
+}
+
+// A write to a region input between region nodes still ends the region, list or not.
+TEST(InsertHostRegions, WriteToRegionInputBetweenListNodesEndsRegion) {
+  auto graph = parseBody(conv("c1", "x") + R"IR(
+  %features : Tensor[] = prim::ListConstruct(%c1, %skip)
+  %cat1 : Tensor = aten::cat(%features, %one)
+  %bumped : Tensor = aten::add_(%skip, %one, %one)
+)IR" + conv("c2", "skip", "w2", "b2") +
+                         "  return (%c2, %cat1)\n");
+  const RegionStats stats = run(graph, RegionMode::Max);
+  EXPECT_EQ(stats.regions, 2) << c10::Join("\n", stats.decisions) << *graph;
+  FileCheck()
+      .check("aten::cat(")
+      ->check(kToDevice + "(")
+      ->check("aten::add_(%skip, %one, %one)")
+      ->check(kToHost + "(")
+      ->check("%c2 : Tensor = rdna1::conv(")
+      ->run(*graph);
+}
+
+// Two results that share storage (a view and its base) would leave as two
+// copies, and a later write through one would miss the other: no region.
+TEST(InsertHostRegions, ResultsSharingStorageDropTheRegion) {
+  auto graph = parseBody(conv("c1", "x") + R"IR(
+  %v : Tensor = aten::view(%c1, %ones)
+  %r : Tensor = aten::relu_(%v)
+  return (%c1, %r)
+)IR");
+  const RegionStats stats = run(graph, RegionMode::Max);
+  EXPECT_EQ(stats.regions, 0) << *graph;
+  EXPECT_TRUE(logged(stats, "results alias its inputs or each other"))
+      << c10::Join("\n", stats.decisions);
+}
+
+// --- decisions ---------------------------------------------------------------------------
+
+TEST(InsertHostRegions, EveryEdgeTrimAndRegionEndIsLoggedWithItsReason) {
+  auto graph = parseBody("  %r0 : Tensor = aten::relu(%x)\n" + conv("c1", "r0") +
+                         "  %r1 : Tensor = aten::relu(%c1)\n" +
+                         "  %l : Tensor = aten::linear(%r1, %w2, %b2)\n" + "  return (%l)\n");
+  const RegionStats stats = run(graph, RegionMode::Auto);
+  EXPECT_EQ(stats.regions, 1);
+  const std::string all = c10::Join("\n", stats.decisions);
+  EXPECT_TRUE(logged(stats, "region ends before %l = aten::linear: matrix products run on the "
+                            "device"))
+      << all;
+  EXPECT_TRUE(logged(stats, "entry edge: %r0 = aten::relu runs on the device before the region"))
+      << all;
+  EXPECT_TRUE(logged(stats, "exit edge: %r1 = aten::relu runs on the device after the region"))
+      << all;
+}
+
+// The cost model keeps a binary op whose inputs both come from the region on
+// the host (one tensor crosses instead of two), and an upsampling at the entry
+// (its smaller input crosses).
+TEST(InsertHostRegions, CostModelKeepsTwoInputExitOpAndEntryUpsampling) {
+  auto graph = parseBody(R"IR(
+  %scale : float[] = prim::Constant[value=[2., 2.]]()
+  %up : Tensor = aten::upsample_nearest2d(%x, %none, %scale)
+)IR" + conv("c1", "up") + conv("c2", "c1", "w2", "b2") +
+                         "  %s : Tensor = aten::add(%c1, %c2, %one)\n  return (%s)\n");
+  const RegionStats stats = run(graph, RegionMode::Auto);
+  EXPECT_EQ(stats.regions, 1);
+  EXPECT_EQ(listOperand(only(graph, kToHost)), (Names{"%x"})) << *graph;
+  EXPECT_EQ(listOperand(only(graph, kToDevice)), (Names{"%s"})) << *graph;
 }
 
 } // namespace

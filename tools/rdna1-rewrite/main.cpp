@@ -71,7 +71,14 @@ cl::opt<bool> verifyGrad("verify-grad",
 cl::opt<double> tolerance("tolerance", cl::init(1e-4),
                           cl::desc("Largest accepted |difference| / max(1, |reference|)"),
                           cl::cat(verifyCategory));
-cl::opt<bool> verbose("v", cl::desc("List the rewritten nodes of each method"), cl::cat(category));
+cl::opt<bool> verbose("v",
+                      cl::desc("List the rewritten nodes of each method, and why host regions "
+                               "end, are trimmed or dropped"),
+                      cl::cat(category));
+cl::opt<std::string> emit("emit", cl::value_desc("ir"),
+                          cl::desc("Print the rewritten IR of the model's own methods to "
+                                   "standard output (the summary goes to standard error)"),
+                          cl::cat(category));
 cl::alias verboseLong("verbose", cl::desc("Alias for -v"), cl::aliasopt(verbose),
                       cl::cat(category));
 
@@ -102,6 +109,8 @@ void printDetails(const passes::ModuleReport &report) {
       std::cerr << " " << kind << "(cudnn_enabled=false) x" << count;
     std::cerr << "\n";
   }
+  for (const std::string &decision : report.regionDecisions)
+    std::cerr << "regions: " << decision << "\n";
 }
 
 void writeReport(const std::string &json) {
@@ -133,6 +142,11 @@ int runRewrite() {
         return tool::kExitUsage;
       }
     }
+    if (!emit.empty() && emit != "ir") {
+      std::cerr << "rdna1-rewrite: error: --emit takes 'ir', got '" << emit << "'\n";
+      return tool::kExitUsage;
+    }
+    request.emitIr = emit == "ir";
     request.options = tool::toPassOptions({regions, backend, strict});
     request.onPhase = tool::reportPhase;
     const tool::RewriteOutcome outcome = tool::rewriteFile(request);
@@ -144,8 +158,9 @@ int runRewrite() {
     if (!reportPath.empty())
       writeReport(
           tool::reportJson(report, inputPath, dryRun ? std::string() : outputPath.getValue()));
-    // With the report on standard output, the summary goes to standard error.
-    (reportPath == "-" ? std::cerr : std::cout)
+    std::cout << outcome.ir;
+    // With the report or the IR on standard output, the summary goes to standard error.
+    (reportPath == "-" || request.emitIr ? std::cerr : std::cout)
         << tool::summaryLine(outcome, inputPath, tool::destinationOf(request)) << "\n";
     if (outcome.verified) {
       std::cout << "verified: max relative output error " << outcome.verified->outputError;
