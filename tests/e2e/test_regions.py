@@ -1,0 +1,84 @@
+"""Host regions on whole architectures (issue 14): the scripted densenet121, shufflenet_v2_x1_0 and
+mobilenet_v2 forward graphs hold one region each (at most 2 rdna1::to_host nodes, shown by
+`rdna1-rewrite --emit=ir`), the flags their branches read are frozen and reported, and on the
+stand-in device (every crossing a real copy) each computes what the original does: outputs in
+eval mode, and the whole state_dict after three training-mode forwards, in float64."""
+import json
+import os
+import tempfile
+import unittest
+
+import torch
+import torchvision
+
+import e2e_support as support
+import rdna1
+
+MODELS = ('densenet121', 'shufflenet_v2_x1_0', 'mobilenet_v2')
+
+
+def forward_ir(stdout):
+    """The 'graph of forward:' section that --emit=ir prints."""
+    sections = stdout.split('graph of ')
+    return next(s for s in sections if s.startswith('forward:'))
+
+
+class RegionsOnWholeArchitectures(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix='rdna1-regions-')
+        cls.paths = {}
+        for name in MODELS:
+            torch.manual_seed(0)
+            path = os.path.join(cls.dir, f'{name}.pt')
+            torch.jit.script(getattr(torchvision.models, name)().eval()).save(path)
+            cls.paths[name] = path
+
+    def test_forward_has_one_region_and_reports_frozen_flags(self):
+        flags = {'densenet121': 'memory_efficient', 'shufflenet_v2_x1_0': 'stride',
+                 'mobilenet_v2': 'use_res_connect'}
+        for name in MODELS:
+            with self.subTest(name):
+                result = support.run(support.TOOL, self.paths[name], '--dry-run', '--emit=ir',
+                                     '--report=' + os.path.join(self.dir, f'{name}.json'))
+                self.assertEqual(result.returncode, 0, result.stderr)
+                ir = forward_ir(result.stdout)
+                self.assertLessEqual(ir.count('rdna1::to_host('), 2, ir)
+                self.assertGreaterEqual(ir.count('rdna1::to_host('), 1, ir)
+                self.assertNotIn('prim::GetAttr[name="' + flags[name] + '"]', ir)
+                with open(os.path.join(self.dir, f'{name}.json')) as f:
+                    decisions = json.load(f)['region_decisions']
+                self.assertTrue(any(flags[name] + ' x' in d for d in decisions), decisions)
+
+    def test_outputs_and_training_state_match_on_the_stand_in_device(self):
+        rdna1.set_stand_in_device(True)
+        try:
+            for name in MODELS:
+                with self.subTest(name):
+                    out = os.path.join(self.dir, f'{name}.rdna1.pt')
+                    rdna1.rewrite(self.paths[name], out)
+                    original = torch.jit.load(self.paths[name]).double()
+                    ours = rdna1.load(out).double()
+                    torch.manual_seed(1)
+                    x = torch.randn(2, 3, 64, 64, dtype=torch.double)
+                    original.eval()
+                    ours.eval()
+                    with torch.no_grad():
+                        torch.testing.assert_close(ours(x), original(x), rtol=1e-9, atol=1e-9)
+                    original.train()
+                    ours.train()
+                    for _ in range(3):
+                        x = torch.randn(2, 3, 64, 64, dtype=torch.double)
+                        original(x)
+                        ours(x)
+                    want, got = original.state_dict(), ours.state_dict()
+                    self.assertEqual(sorted(want), sorted(got))
+                    for key in want:
+                        torch.testing.assert_close(got[key], want[key], rtol=1e-9, atol=1e-9,
+                                                   msg=f'{name}: {key}')
+        finally:
+            rdna1.set_stand_in_device(False)
+
+
+if __name__ == '__main__':
+    unittest.main()
