@@ -9,7 +9,7 @@
 // only their bytes, so per-copy latency does not enter edge decisions; it is
 // why interior ops always stay on the host (leaving would add two crossings).
 //
-// Constants (one place; docs/regions.md derives the rules from them):
+// Constants (one place; the README's "Host regions" states the rules they give):
 //  - bus: 12 GB/s per direction, pinned and batched. PCIe 3.0 x16 or 4.0 x8,
 //    the common RDNA1 desktop (RX 5500 XT is x8); 4.0 x16 doubles it.
 //  - host: 20 GB/s for one streaming elementwise pass (oneDNN/ATen on 6-8
