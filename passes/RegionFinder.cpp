@@ -130,8 +130,34 @@ private:
       // Module attributes and graph inputs all may alias each other in the
       // alias analysis; for them only a write to the same tensor counts.
       const bool wildcard = isParam(v) || v->node()->kind() == c10::prim::Param;
-      if (refersToSame(written, v) || (!wildcard && aliasDb_.mayAlias(written, v)))
+      if (refersToSame(written, v))
         return true;
+      // A write through a module attribute reaches only tensors that may
+      // share its storage; the alias analysis also says yes for every tensor
+      // that was put into a list or dict (it makes them all wildcards).
+      if (isParam(written) && !mayShareModuleState(v))
+        continue;
+      if (!wildcard && aliasDb_.mayAlias(written, v))
+        return true;
+    }
+    return false;
+  }
+
+  // Whether `v` may share storage with a module attribute or a graph input:
+  // false only for what an op made fresh, or a view of that.
+  static bool mayShareModuleState(const Value *v) {
+    const Node *node = v->node();
+    if (node->kind() == c10::prim::GetAttr || node->kind() == c10::prim::Param)
+      return true;
+    const c10::FunctionSchema *schema = node->maybeSchema();
+    if (!schema || node->kind().is_prim())
+      return true; // list, dict and control-flow outputs: unknown
+    for (size_t i = 0; i < schema->returns().size(); ++i) {
+      const auto *alias = schema->returns()[i].alias_info();
+      if (alias == nullptr)
+        continue;
+      // A view or an in-place result: what its input shares.
+      return node->inputs().empty() || mayShareModuleState(node->input(0));
     }
     return false;
   }
@@ -161,7 +187,9 @@ private:
     for (Value *v : node->inputs()) {
       if (!aliasDb_.writesToAlias(node, ValueSet{v}))
         continue;
-      if (!region.internal.count(v) || aliasDb_.mayAlias(ValueSet{v}, region.inputs))
+      // Only into storage the region made (the alias analysis would also
+      // refuse any tensor that shares a list or dict with a region input).
+      if (!region.internal.count(v) || !region.internal.count(storageRoot(v, region)))
         return false;
     }
     return true;
@@ -227,12 +255,17 @@ private:
           return describeNode(n) + " inside it writes the region's input %" + v->debugName();
       }
     }
+    ValueSet sharedInputs; // region inputs a write through a module attribute could reach
+    for (const Value *v : region.touchedInputs)
+      if (mayShareModuleState(v))
+        sharedInputs.insert(v);
     for (Node *n : nodes) {
+      if (!n->blocks().empty())
+        continue; // an If or Loop writes only through the nodes inside it, checked one by one
       // Region-made tensors are fresh (views of region inputs are not hosted),
       // so a write through a module attribute cannot reach them; the alias
       // analysis cannot tell, as every tensor put into a list is a wildcard.
-      const ValueSet &exposed =
-          writesOnlyModuleAttributes(n) ? region.touchedInputs : region.touched;
+      const ValueSet &exposed = writesOnlyModuleAttributes(n) ? sharedInputs : region.touched;
       if (aliasDb_.writesToAlias(n, exposed))
         return describeNode(n) + " inside it may write a tensor the region reads or makes";
     }
