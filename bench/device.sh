@@ -15,6 +15,8 @@
 #   zoo        device_zoo.py with ZOO_ARGS (the whole zoo, host backend, by default)
 #   long       long runs and CUDA training parity (device_long.py)
 #   backends   backend device against the original with the DNN library off (backends.py)
+#   regions    host regions on the pure CNNs: copies per forward, time against the CPU (regions.py;
+#              REGIONS_ARGS go after its default)
 #   profile    where the GPU time of slow backends rows goes (profile_step.py; PROFILE_ARGS)
 #
 # Models are made and rewritten there (rdna1.rewrite needs no LLVM).
@@ -58,6 +60,7 @@ for name in "${@:-check bench}"; do
       devzoo) step devzoo python3 bench/device_zoo.py --backend device ${DEVZOO_ARGS:---set families} ;;
       zoo) step zoo python3 bench/device_zoo.py ${ZOO_ARGS:-} ;;
       long) step long python3 bench/device_long.py ;;
+      regions) step regions python3 bench/regions.py ${REGIONS_ARGS:-} --out "$out" ;;
       profile) step profile python3 bench/profile_step.py ${PROFILE_ARGS:-} ;;
       backends) step backends python3 bench/backends.py --out "$out" ${BACKENDS_ARGS:-} ;;
       *) echo "device.sh: unknown step '$s'" >&2; exit 2 ;;
