@@ -235,6 +235,9 @@ def main():
     parser.add_argument('--out', default=None, help='folder for the markdown table')
     args = parser.parse_args()
     torch.backends.cudnn.benchmark = True
+    # This table is the host path's: backend auto would pick vendor on a CUDA GPU (not AMD),
+    # and 0 bytes would cross (an earlier call of this session measured that by mistake).
+    rdna1.set_backend('host')
     print(rdna1.runtime_info(), '| torch', torch.__version__, '|',
           torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU',
           '| host threads', torch.get_num_threads())
