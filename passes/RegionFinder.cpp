@@ -8,7 +8,6 @@
 #include <torch/csrc/jit/ir/alias_analysis.h>
 
 #include <algorithm>
-#include <cstring>
 #include <optional>
 #include <unordered_set>
 
@@ -304,8 +303,8 @@ private:
       return storageRoot(node->input(0), region);
     }
     const auto cls = classifyOp(node);
-    const bool inPlace =
-        node->kind().toUnqualString()[std::strlen(node->kind().toUnqualString()) - 1] == '_';
+    const std::string name = node->kind().toUnqualString();
+    const bool inPlace = !name.empty() && name.back() == '_';
     const bool view = (cls == OpClass::Shape && !copies.count(node->kind())) ||
                       node->kind() == contiguous || isDropout(node);
     const bool returnsItsList = cls == OpClass::List && node->kind() != c10::prim::ListConstruct;
@@ -342,11 +341,12 @@ private:
   // The cost model's edge rules (RegionCostModel.h): drop edge ops that cost
   // less on the device than on the host.
   std::vector<Node *> trimEdges(std::vector<Node *> nodes) const {
+    // What the region makes; a trimmed last node's outputs feed no node before it.
+    std::unordered_set<const Value *> made;
+    for (Node *n : nodes)
+      for (const Value *v : n->outputs())
+        made.insert(v);
     while (!nodes.empty()) {
-      std::unordered_set<const Value *> made;
-      for (Node *n : nodes)
-        for (const Value *v : n->outputs())
-          made.insert(v);
       Node *last = nodes.back();
       const auto choice = cost::atExit(*classifyOp(last), countInputs(last, made, true));
       if (choice.hostIt)
