@@ -18,6 +18,9 @@
 #   regions    host regions on the pure CNNs: copies per forward, time against the CPU (regions.py;
 #              REGIONS_ARGS go after its default)
 #   profile    where the GPU time of slow backends rows goes (profile_step.py; PROFILE_ARGS)
+#   diagnose   where a zoo model's gradients go off with backend device: whole-model variants,
+#              each layer alone, the rdna1 ops patched into the eager model block by block
+#              (diagnose_model.py; DIAGNOSE_ARGS, default resnet101)
 #
 # Models are made and rewritten there (rdna1.rewrite needs no LLVM).
 set -uo pipefail
@@ -62,6 +65,7 @@ for name in "${@:-check bench}"; do
       long) step long python3 bench/device_long.py ;;
       regions) step regions python3 bench/regions.py ${REGIONS_ARGS:-} --out "$out" ;;
       profile) step profile python3 bench/profile_step.py ${PROFILE_ARGS:-} ;;
+      diagnose) step diagnose python3 bench/diagnose_model.py ${DIAGNOSE_ARGS:-resnet101} ;;
       backends) step backends python3 bench/backends.py --out "$out" ${BACKENDS_ARGS:-} ;;
       *) echo "device.sh: unknown step '$s'" >&2; exit 2 ;;
     esac
