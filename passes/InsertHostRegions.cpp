@@ -4,23 +4,25 @@
 #include "RegionEmitter.h"
 #include "RegionFinder.h"
 #include "RegionValues.h"
+#include "SpecializeEvalPath.h"
 
 #include <rdna1/OpSchemas.h>
 
-namespace rdna1::passes {
+#include <algorithm>
 
-bool HasHostRegions(const std::shared_ptr<torch::jit::Graph> &graph) {
+namespace rdna1::passes {
+namespace {
+
+int countToHost(torch::jit::Block *block) {
   static const auto kToHost = c10::Symbol::fromQualString(ops::kToHost);
-  for (torch::jit::Node *node : allNodes(graph))
-    if (node->kind() == kToHost)
-      return true;
-  return false;
+  std::vector<torch::jit::Node *> nodes;
+  collectNodes(block, nodes);
+  return static_cast<int>(std::count_if(
+      nodes.begin(), nodes.end(), [](torch::jit::Node *node) { return node->kind() == kToHost; }));
 }
 
-RegionStats InsertHostRegions(const std::shared_ptr<torch::jit::Graph> &graph, RegionMode mode) {
+RegionStats insertRegions(const std::shared_ptr<torch::jit::Graph> &graph, RegionMode mode) {
   RegionStats stats;
-  if (HasHostRegions(graph))
-    return stats;
   for (const Region &region : findHostRegions(graph, mode, stats.decisions)) {
     std::string whyNot;
     if (!emitHostRegion(*graph, region, whyNot)) {
@@ -31,6 +33,51 @@ RegionStats InsertHostRegions(const std::shared_ptr<torch::jit::Graph> &graph, R
     ++stats.regions;
     stats.hostNodes += static_cast<int>(region.nodes.size());
   }
+  return stats;
+}
+
+// Whether the graph split by SpecializeEvalPath crosses the bus less often in
+// eval mode than the graph as it is; says why either way.
+bool evalPathSavesCrossings(const std::shared_ptr<torch::jit::Graph> &graph, RegionMode mode,
+                            std::string &decision) {
+  const std::shared_ptr<torch::jit::Graph> split = graph->copy();
+  const EvalPath path = SpecializeEvalPath(split);
+  if (!path.evalBlock) {
+    decision = "no eval path: " + path.whyNot;
+    return false;
+  }
+  const std::shared_ptr<torch::jit::Graph> plain = graph->copy();
+  insertRegions(plain, mode);
+  insertRegions(split, mode);
+  const int before = countToHost(plain->block()), after = countToHost(path.evalBlock);
+  const std::string counts =
+      std::to_string(after) + " to_host in eval mode instead of " + std::to_string(before);
+  if (after >= before) {
+    decision = "no eval path: it would have " + counts;
+    return false;
+  }
+  decision = "eval path: a copy of the method for when none of its " + std::to_string(path.flags) +
+             " training flags is set, " + counts + "; training mode keeps " +
+             std::to_string(before);
+  return true;
+}
+
+} // namespace
+
+bool HasHostRegions(const std::shared_ptr<torch::jit::Graph> &graph) {
+  return countToHost(graph->block()) > 0;
+}
+
+RegionStats InsertHostRegions(const std::shared_ptr<torch::jit::Graph> &graph, RegionMode mode) {
+  if (HasHostRegions(graph))
+    return {};
+  std::string decision;
+  const bool split = evalPathSavesCrossings(graph, mode, decision);
+  if (split)
+    SpecializeEvalPath(graph);
+  RegionStats stats = insertRegions(graph, mode);
+  if (split || decision.find("it would have") != std::string::npos)
+    stats.decisions.insert(stats.decisions.begin(), decision);
   return stats;
 }
 

@@ -50,6 +50,27 @@ bool isNormCall(const torch::jit::Node *node) {
   return node->kind() == kBatchNorm || node->kind() == kInstanceNorm;
 }
 
+// Convolution and norm calls in `block`, counting the larger branch of each
+// prim::If: what one run calls at most, so a method split into a training and
+// an eval copy (SpecializeEvalPath.h) counts its layers once.
+std::pair<int, int> callsIn(torch::jit::Block *block) {
+  std::pair<int, int> calls{0, 0};
+  for (torch::jit::Node *node : block->nodes()) {
+    calls.first += isConvolutionCall(node) ? 1 : 0;
+    calls.second += isNormCall(node) ? 1 : 0;
+    std::pair<int, int> inner{0, 0};
+    for (torch::jit::Block *branch : node->blocks()) {
+      const auto each = callsIn(branch);
+      if (node->kind() != c10::prim::If)
+        inner = {inner.first + each.first, inner.second + each.second};
+      else if (each.first + each.second > inner.first + inner.second)
+        inner = each;
+    }
+    calls = {calls.first + inner.first, calls.second + inner.second};
+  }
+  return calls;
+}
+
 // Convolution and norm calls of the module's largest own method (forward, for
 // most models), inlined: the layers a user counts. (Methods call each other:
 // torchvision's forward calls _forward_impl, so they are not summed.)
@@ -58,11 +79,7 @@ std::pair<int, int> countLayers(torch::jit::Module &module) {
   for (const torch::jit::Method &method : module.get_methods()) {
     const std::shared_ptr<torch::jit::Graph> graph = method.graph()->copy();
     torch::jit::Inline(*graph);
-    std::pair<int, int> layers{0, 0};
-    for (torch::jit::Node *node : allNodes(graph)) {
-      layers.first += isConvolutionCall(node) ? 1 : 0;
-      layers.second += isNormCall(node) ? 1 : 0;
-    }
+    const std::pair<int, int> layers = callsIn(graph->block());
     if (layers.first + layers.second > largest.first + largest.second)
       largest = layers;
   }

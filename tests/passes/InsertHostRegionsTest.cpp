@@ -47,6 +47,7 @@ c10::ClassTypePtr moduleType() {
       cls->addAttribute(name, c10::TensorType::get());
     for (const char *name : {"bias", "omean", "ovar"})
       cls->addAttribute(name, c10::OptionalType::create(c10::TensorType::get()));
+    cls->addAttribute("training", c10::BoolType::get());
     cu->register_type(cls);
     return cls;
   }();
@@ -537,6 +538,52 @@ TEST(InsertHostRegions, DropoutInEvalJoinsRegion) {
   Node *dropout = only(graph, "aten::dropout");
   ASSERT_NE(dropout, nullptr);
   EXPECT_EQ(describe(dropout->input(0)), "%c1");
+}
+
+TEST(InsertHostRegions, DropoutSteeredByTrainingGetsAnEvalPathWithOneRegion) {
+  auto graph = parseBody(conv("c1", "x") + R"IR(
+  %t : bool = prim::GetAttr[name="training"](%self)
+  %p : float = prim::Constant[value=0.5]()
+  %d : Tensor = aten::dropout(%c1, %p, %t)
+)IR" + conv("c2", "d", "w2", "b2") +
+                         "  return (%c2)\n");
+  const RegionStats stats = run(graph, RegionMode::Auto);
+  EXPECT_TRUE(logged(stats, "eval path: a copy of the method for when none of its 1 training "
+                            "flags is set, 1 to_host in eval mode instead of 2; training mode "
+                            "keeps 2"))
+      << c10::Join("\n", stats.decisions);
+  EXPECT_EQ(stats.regions, 3);
+  Node *branch = only(graph, "prim::If");
+  ASSERT_NE(branch, nullptr);
+  EXPECT_EQ(branch->input(0)->node()->s(c10::attr::name), "training");
+  // Training copy: the dropout stays on the device between two regions. Eval
+  // copy: one region, the dropout (train False) inside it.
+  FileCheck()
+      .check("prim::If(")
+      ->check(kToHost + "(")
+      ->check(kToDevice + "(")
+      ->check("aten::dropout(")
+      ->check(kToHost + "(")
+      ->check("block1():")
+      ->check(kToHost + "(")
+      ->check("aten::dropout(")
+      ->check_not(kToHost + "(")
+      ->check(kToDevice + "(")
+      ->run(*graph);
+}
+
+TEST(InsertHostRegions, EvalPathIsNotKeptWhereItSavesNoCrossing) {
+  auto graph = parseBody(conv("c1", "x") + R"IR(
+  %t : bool = prim::GetAttr[name="training"](%self)
+  %p : float = prim::Constant[value=0.5]()
+  %d : Tensor = aten::dropout(%c1, %p, %t)
+  return (%d)
+)IR");
+  const RegionStats stats = run(graph, RegionMode::Auto);
+  EXPECT_TRUE(logged(stats, "no eval path: it would have 1 to_host in eval mode instead of 1"))
+      << c10::Join("\n", stats.decisions);
+  EXPECT_EQ(count(graph, "prim::If"), 0u);
+  EXPECT_EQ(count(graph, kToHost), 1u);
 }
 
 // --- control flow and neutral nodes ------------------------------------------------------
