@@ -3,6 +3,7 @@
 
 #include <torch/csrc/jit/ir/ir.h>
 
+#include <algorithm>
 #include <vector>
 
 namespace rdna1::passes {
@@ -15,6 +16,54 @@ inline void collectNodes(torch::jit::Block *block, std::vector<torch::jit::Node 
     for (torch::jit::Block *inner : node->blocks())
       collectNodes(inner, out);
   }
+}
+
+// The node of `block` that contains `node` (itself, or a node whose blocks
+// do), or nullptr when `node` is not inside `block`.
+inline torch::jit::Node *ancestorIn(torch::jit::Node *node, const torch::jit::Block *block) {
+  while (node && node->owningBlock() != block)
+    node = node->owningBlock()->owningNode();
+  return node;
+}
+
+// Whether `node` is `ancestor` or lies in one of its blocks.
+inline bool isWithin(const torch::jit::Node *node, const torch::jit::Node *ancestor) {
+  for (; node; node = node->owningBlock()->owningNode())
+    if (node == ancestor)
+      return true;
+  return false;
+}
+
+// The values `node` reads: its inputs, then the values that nodes in its
+// blocks read from outside it (an If's branches read enclosing values
+// directly), each once, in order of first use. prim::Uninitialized values are
+// left out: a branch returns one only where it raised before.
+inline std::vector<torch::jit::Value *> operandsOf(torch::jit::Node *node) {
+  std::vector<torch::jit::Value *> operands;
+  const auto add = [&operands](torch::jit::Value *v) {
+    if (v->node()->kind() != c10::prim::Uninitialized &&
+        std::find(operands.begin(), operands.end(), v) == operands.end())
+      operands.push_back(v);
+  };
+  for (torch::jit::Value *v : node->inputs())
+    add(v);
+  std::vector<torch::jit::Node *> nested;
+  for (torch::jit::Block *inner : node->blocks())
+    collectNodes(inner, nested);
+  for (torch::jit::Node *n : nested) {
+    for (torch::jit::Value *v : n->inputs())
+      if (!isWithin(v->node(), node))
+        add(v);
+    for (torch::jit::Block *inner : n->blocks())
+      for (torch::jit::Value *v : inner->outputs())
+        if (!isWithin(v->node(), node))
+          add(v);
+  }
+  for (torch::jit::Block *inner : node->blocks())
+    for (torch::jit::Value *v : inner->outputs())
+      if (!isWithin(v->node(), node))
+        add(v);
+  return operands;
 }
 
 inline std::vector<torch::jit::Node *> allNodes(const std::shared_ptr<torch::jit::Graph> &graph) {

@@ -1,5 +1,6 @@
 #include "RegionEmitter.h"
 
+#include "GraphWalk.h"
 #include "HostOpPolicy.h"
 #include "RegionValues.h"
 
@@ -90,7 +91,7 @@ struct Crossings {
 Crossings crossingsOf(const Region &region) {
   Crossings c;
   for (Node *node : region.nodes)
-    for (Value *v : node->inputs()) {
+    for (Value *v : operandsOf(node)) {
       if (region.internal.count(v))
         continue;
       if (isTensor(v))
@@ -145,12 +146,15 @@ bool emitHostRegion(Graph &graph, const Region &region, std::string &whyNot) {
   }
   const StatisticsWriteBack writeBack(region);
   const auto hostOf = emitEntry(graph, c, region.first());
-  for (Node *node : region.nodes)
-    for (size_t i = 0; i < node->inputs().size(); ++i) {
-      const auto found = hostOf.find(node->input(i));
-      if (found != hostOf.end())
-        node->replaceInput(i, found->second);
+  // Every read by a region node, in its branches too, takes the host copy.
+  for (const auto &[outside, host] : hostOf) {
+    const std::vector<torch::jit::Use> uses = outside->uses();
+    for (const torch::jit::Use &use : uses) {
+      Node *member = ancestorIn(use.user, region.block);
+      if (member && region.members.count(member))
+        use.user->replaceInput(use.offset, host);
     }
+  }
 
   torch::jit::WithInsertPoint exit(region.nodes.back()->next());
   if (!c.outputs.empty()) {

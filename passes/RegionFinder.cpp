@@ -41,13 +41,6 @@ bool refersToSame(const Value *a, const Value *b) {
          x->s(c10::attr::name) == y->s(c10::attr::name) && refersToSame(x->input(0), y->input(0));
 }
 
-// The node of `block` that contains `node` (itself, or a node whose blocks do).
-Node *ancestorIn(Node *node, const Block *block) {
-  while (node && node->owningBlock() != block)
-    node = node->owningBlock()->owningNode();
-  return node;
-}
-
 // A parameter whose producers (attribute reads, constants) can move before `first`.
 bool hoistable(const Value *v, Node *first) {
   if (definedBefore(v, first))
@@ -66,6 +59,28 @@ bool mayMakeTensorList(const Node *node, OpClass cls) {
 }
 
 using Reason = std::optional<std::string>;
+
+// Whether `node`'s first output shares its first input's storage: a view, an
+// in-place op, or list plumbing that hands back its own list.
+bool sharesItsInput(const Node *node) {
+  static const c10::Symbol contiguous = c10::Symbol::fromQualString("aten::contiguous");
+  static const std::unordered_set<c10::Symbol> copies{
+      c10::Symbol::fromQualString("aten::cat"), c10::Symbol::fromQualString("aten::stack"),
+      c10::Symbol::fromQualString("aten::constant_pad_nd"),
+      c10::Symbol::fromQualString("aten::pad")};
+  const auto cls = classifyOp(node);
+  const std::string name = node->kind().toUnqualString();
+  const bool inPlace = !name.empty() && name.back() == '_';
+  const bool view = (cls == OpClass::Shape && !copies.count(node->kind())) ||
+                    node->kind() == contiguous || isDropout(node);
+  const bool returnsItsList = cls == OpClass::List && node->kind() != c10::prim::ListConstruct;
+  return (inPlace || view || returnsItsList) && !node->inputs().empty();
+}
+
+// The class an edge rule sees: a hosted branch (prim::If) counts as light work.
+OpClass edgeClass(const Node *node) {
+  return node->kind() == c10::prim::If ? OpClass::Light : *classifyOp(node);
+}
 
 class RegionFinder {
 public:
@@ -106,7 +121,7 @@ private:
   void log(const std::string &text) const { decisions_.push_back(text); }
 
   Reason inputsUnavailable(Node *node, const Region &region) const {
-    for (Value *v : node->inputs()) {
+    for (Value *v : operandsOf(node)) {
       if (region.internal.count(v))
         continue;
       if (isTensorList(v))
@@ -208,6 +223,8 @@ private:
 
   // Why `node` may not join `region`, or nothing when it may.
   Reason whyNotHosted(Node *node, const Region &region) const {
+    if (node->kind() == c10::prim::If)
+      return whyNotHostedBranch(node, region);
     const auto cls = classifyOp(node);
     if (!cls)
       return std::string("no host kernel is listed for it (HostOpPolicy)");
@@ -230,6 +247,72 @@ private:
                          "back");
     if (*cls != OpClass::Norm && !writesOnlyInternal(node, region))
       return std::string("it writes a tensor the region did not make");
+    return std::nullopt;
+  }
+
+  // An If whose branches hold only host work (F.interpolate's checks around an
+  // upsample) joins the region whole, so it does not split it. Its branches
+  // may hold light, shrinking, growing and shape ops, metadata reads, scalar
+  // arithmetic and exceptions; no convolution, norm or write, and every tensor
+  // a branch returns is one it made.
+  Reason whyNotHostedBranch(Node *node, const Region &region) const {
+    const bool makesTensors = !node->outputs().empty() &&
+                              std::all_of(node->outputs().begin(), node->outputs().end(), isTensor);
+    if (!makesTensors)
+      return std::string("no host kernel is listed for it (HostOpPolicy)");
+    if (mode_ == RegionMode::ConvOnly)
+      return std::string("--regions=conv hosts convolutions alone");
+    std::vector<Node *> nested;
+    for (Block *inner : node->blocks())
+      collectNodes(inner, nested);
+    for (Node *n : nested)
+      if (Reason inside = whyNotHostedInBranch(n, node, region))
+        return "its branches hold " + describeNode(n) + ", which stays on the device: " + *inside;
+    for (Block *inner : node->blocks())
+      for (Value *out : inner->outputs())
+        if (out->node()->kind() != c10::prim::Uninitialized &&
+            (!isWithin(out->node(), node) || out->node()->kind() == c10::prim::If ||
+             sharesItsInput(out->node())))
+          return "a branch returns %" + out->debugName() +
+                 ", which it did not make (a copy would lose the alias)";
+    return inputsUnavailable(node, region);
+  }
+
+  Reason whyNotHostedInBranch(Node *n, const Node *branch, const Region &region) const {
+    static const c10::Symbol contiguous = c10::Symbol::fromQualString("aten::contiguous");
+    if (n->kind() == c10::prim::If || n->kind() == c10::prim::Uninitialized)
+      return std::nullopt; // a nested branch's nodes are checked one by one
+    if (!n->blocks().empty() || n->kind() == c10::prim::SetAttr ||
+        n->kind() == c10::prim::CallMethod || n->kind() == c10::prim::CallFunction)
+      return std::string("loops and calls stay");
+    if (aliasDb_.isMutable(n))
+      return std::string("it writes in place");
+    const auto cls = classifyOp(n);
+    const bool makesTensor =
+        std::any_of(n->outputs().begin(), n->outputs().end(), [](const Value *v) {
+          return isTensor(v) || isTensorList(v) || isOptionalTensor(v);
+        });
+    if (!cls) {
+      if (makesTensor)
+        return std::string("no host kernel is listed for it (HostOpPolicy)");
+      for (const Value *v : n->inputs())
+        if ((isTensor(v) || isTensorList(v) || isOptionalTensor(v)) && !readsOnlyMetadata(n))
+          return std::string("it reads a tensor for more than its metadata");
+      return std::nullopt;
+    }
+    if (*cls == OpClass::Conv || *cls == OpClass::Norm)
+      return std::string("convolutions and norms in branches are not hosted");
+    if (*cls == OpClass::Heavy && mode_ != RegionMode::Max)
+      return std::string("matrix products run on the device");
+    if (isDropout(n) && !isConstantFalse(dropoutTrainFlag(n)))
+      return std::string("dropout that may train stays where its random numbers are drawn");
+    for (const Value *out : n->outputs())
+      if (!isTensor(out))
+        return "it makes a " + out->type()->str();
+    const bool view = *cls == OpClass::Shape || n->kind() == contiguous;
+    if (view && !n->inputs().empty() && !isWithin(n->input(0)->node(), branch) &&
+        !region.internal.count(n->input(0)))
+      return std::string("it views a tensor from outside the region");
     return std::nullopt;
   }
 
@@ -288,11 +371,6 @@ private:
   // value is its own. (The alias analysis cannot answer this for tensors that
   // went into a list: it makes them all wildcards.)
   static const Value *storageRoot(const Value *v, const Region &region) {
-    static const c10::Symbol contiguous = c10::Symbol::fromQualString("aten::contiguous");
-    static const std::unordered_set<c10::Symbol> copies{
-        c10::Symbol::fromQualString("aten::cat"), c10::Symbol::fromQualString("aten::stack"),
-        c10::Symbol::fromQualString("aten::constant_pad_nd"),
-        c10::Symbol::fromQualString("aten::pad")};
     if (!region.internal.count(v))
       return v;
     const Node *node = v->node();
@@ -302,15 +380,7 @@ private:
         return storageRoot(list->input(v->offset()), region);
       return storageRoot(node->input(0), region);
     }
-    const auto cls = classifyOp(node);
-    const std::string name = node->kind().toUnqualString();
-    const bool inPlace = !name.empty() && name.back() == '_';
-    const bool view = (cls == OpClass::Shape && !copies.count(node->kind())) ||
-                      node->kind() == contiguous || isDropout(node);
-    const bool returnsItsList = cls == OpClass::List && node->kind() != c10::prim::ListConstruct;
-    if ((inPlace || view || returnsItsList) && !node->inputs().empty())
-      return storageRoot(node->input(0), region);
-    return v;
+    return sharesItsInput(node) ? storageRoot(node->input(0), region) : v;
   }
 
   // Results leave as copies: results that share storage with an input or with
@@ -332,7 +402,7 @@ private:
   static int countInputs(const Node *node, const std::unordered_set<const Value *> &made,
                          bool inside) {
     int count = 0;
-    for (const Value *v : node->inputs())
+    for (const Value *v : operandsOf(const_cast<Node *>(node)))
       if ((isTensor(v) || isTensorList(v)) && !isParam(v) && made.count(v) == (inside ? 1 : 0))
         ++count;
     return count;
@@ -348,7 +418,7 @@ private:
         made.insert(v);
     while (!nodes.empty()) {
       Node *last = nodes.back();
-      const auto choice = cost::atExit(*classifyOp(last), countInputs(last, made, true));
+      const auto choice = cost::atExit(edgeClass(last), countInputs(last, made, true));
       if (choice.hostIt)
         break;
       log("exit edge: " + describeNode(last) + " runs on the device after the region (" +
@@ -357,7 +427,7 @@ private:
     }
     while (!nodes.empty()) {
       Node *first = nodes.front();
-      const auto choice = cost::atEntry(*classifyOp(first), countInputs(first, {}, false));
+      const auto choice = cost::atEntry(edgeClass(first), countInputs(first, {}, false));
       if (choice.hostIt)
         break;
       log("entry edge: " + describeNode(first) + " runs on the device before the region (" +
@@ -426,7 +496,7 @@ void Region::add(Node *node) {
   nodes.push_back(node);
   members.insert(node);
   hasConv = hasConv || classifyOp(node) == OpClass::Conv;
-  for (Value *v : node->inputs())
+  for (Value *v : operandsOf(node))
     if (!internal.count(v) && (isTensor(v) || isOptionalTensor(v))) {
       inputs.insert(v);
       if (!isParam(v) && v->node()->kind() != c10::prim::Param) {

@@ -1,8 +1,9 @@
 """Host regions on whole architectures (issue 14): the scripted densenet121, shufflenet_v2_x1_0 and
 mobilenet_v2 forward graphs hold one region each (at most 2 rdna1::to_host nodes, shown by
 `rdna1-rewrite --emit=ir`); efficientnet_b0, whose stochastic depth branches on `training`, gets
-an eval path with one region (the report says how many to_host it has); the flags their branches
-read are frozen and reported, and on the stand-in device (every crossing a real copy) each computes
+an eval path with one region (the report says how many to_host it has), and so does
+deeplabv3_mobilenet_v3_large with two (its backbone's dict lookups folded, F.interpolate's branches
+hosted); the flags their branches read are frozen and reported, and on the stand-in device (every crossing a real copy) each computes
 what the original does: outputs in eval mode, and the whole state_dict after three training-mode
 forwards (the same random numbers for both), in float64."""
 import json
@@ -18,8 +19,20 @@ import e2e_support as support
 import rdna1
 
 ONE_REGION = ('densenet121', 'shufflenet_v2_x1_0', 'mobilenet_v2')
-EVAL_PATH = ('efficientnet_b0',)
+EVAL_PATH = ('efficientnet_b0', 'deeplabv3_mobilenet_v3_large')
 MODELS = ONE_REGION + EVAL_PATH
+SEGMENTATION = ('deeplabv3_mobilenet_v3_large',)
+
+
+def build(name):
+    if name in SEGMENTATION:
+        return getattr(torchvision.models.segmentation, name)(
+            weights=None, weights_backbone=None, num_classes=5).eval()
+    return getattr(torchvision.models, name)().eval()
+
+
+def main_output(y):
+    return y['out'] if isinstance(y, dict) else y
 
 
 def forward_ir(stdout):
@@ -36,12 +49,13 @@ class RegionsOnWholeArchitectures(unittest.TestCase):
         for name in MODELS:
             torch.manual_seed(0)
             path = os.path.join(cls.dir, f'{name}.pt')
-            torch.jit.script(getattr(torchvision.models, name)().eval()).save(path)
+            torch.jit.script(build(name)).save(path)
             cls.paths[name] = path
 
     def test_forward_has_one_region_and_reports_frozen_flags(self):
         flags = {'densenet121': 'memory_efficient', 'shufflenet_v2_x1_0': 'stride',
-                 'mobilenet_v2': 'use_res_connect', 'efficientnet_b0': 'use_res_connect'}
+                 'mobilenet_v2': 'use_res_connect', 'efficientnet_b0': 'use_res_connect',
+                 'deeplabv3_mobilenet_v3_large': 'return_layers'}
         for name in MODELS:
             with self.subTest(name):
                 result = support.run(support.TOOL, self.paths[name], '--dry-run', '--emit=ir',
@@ -52,6 +66,8 @@ class RegionsOnWholeArchitectures(unittest.TestCase):
                 self.assertNotIn('prim::GetAttr[name="' + flags[name] + '"]', ir)
                 with open(os.path.join(self.dir, f'{name}.json')) as f:
                     decisions = json.load(f)['region_decisions']
+                # F.interpolate's rank check around the upsample sits inside a region.
+                self.assertEqual([d for d in decisions if 'upsample' in d and 'ends before' in d], [])
                 self.assertTrue(any(flags[name] + ' x' in d for d in decisions), decisions)
                 eval_path = [re.search(r'^forward: eval path: .*, (\d+) to_host in eval mode', d)
                              for d in decisions]
@@ -77,15 +93,16 @@ class RegionsOnWholeArchitectures(unittest.TestCase):
                     original.eval()
                     ours.eval()
                     with torch.no_grad():
-                        torch.testing.assert_close(ours(x), original(x), rtol=1e-9, atol=1e-9)
+                        torch.testing.assert_close(main_output(ours(x)), main_output(original(x)),
+                                                   rtol=1e-9, atol=1e-9)
                     original.train()
                     ours.train()
                     for step in range(3):
                         x = torch.randn(2, 3, 64, 64, dtype=torch.double)
                         torch.manual_seed(10 + step)
-                        want_out = original(x)
+                        want_out = main_output(original(x))
                         torch.manual_seed(10 + step)
-                        torch.testing.assert_close(ours(x), want_out, rtol=1e-9, atol=1e-9)
+                        torch.testing.assert_close(main_output(ours(x)), want_out, rtol=1e-9, atol=1e-9)
                     want, got = original.state_dict(), ours.state_dict()
                     self.assertEqual(sorted(want), sorted(got))
                     for key in want:

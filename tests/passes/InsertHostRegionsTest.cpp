@@ -624,6 +624,79 @@ TEST(InsertHostRegions, ConvsInsideIfGetOwnRegionAndNoRegionCrossesTheIf) {
   EXPECT_EQ(listOperand(toHosts[2]), (Names{"%y"}));
 }
 
+// F.interpolate as TorchScript has it: a rank check around the upsample, the
+// other branch raising. `returned` is what that branch hands back.
+std::string interpolateBranch(const std::string &in, const std::string &returned) {
+  return "  %four : int = prim::Constant[value=4]()\n"
+         "  %msg : str = prim::Constant[value=\"rank\"]()\n"
+         "  %sz : int[] = prim::ListConstruct(%four, %four)\n"
+         "  %never : Tensor = prim::Uninitialized()\n"
+         "  %rank : int = aten::dim(%" +
+         in +
+         ")\n"
+         "  %is4 : bool = aten::eq(%rank, %four)\n"
+         "  %up : Tensor = prim::If(%is4)\n"
+         "    block0():\n"
+         "      %u : Tensor = aten::upsample_nearest2d(%" +
+         in +
+         ", %sz, %none, %none)\n"
+         "      -> (%u)\n"
+         "    block1():\n"
+         "      prim::RaiseException(%msg, %none)\n"
+         "      -> (%" +
+         returned + ")\n";
+}
+
+TEST(InsertHostRegions, BranchOfHostWorkBetweenConvsJoinsTheRegion) {
+  auto graph = parseBody(conv("c1", "x") + interpolateBranch("c1", "never") +
+                         conv("c2", "up", "w2", "b2") + "  return (%c2)\n");
+  const RegionStats stats = run(graph, RegionMode::Auto);
+  EXPECT_EQ(stats.regions, 1) << c10::Join("\n", stats.decisions);
+  EXPECT_EQ(count(graph, kToHost), 1u) << *graph;
+  Node *upsample = only(graph, "aten::upsample_nearest2d");
+  ASSERT_NE(upsample, nullptr);
+  EXPECT_EQ(describe(upsample->input(0)), "%c1"); // the host value, inside the region
+  Node *second = nodesOfKind(graph, kConv).back();
+  EXPECT_EQ(describe(second->input(0)), "%up");
+  FileCheck()
+      .check(kToHost + "(")
+      ->check(kConv + "(")
+      ->check("prim::If(")
+      ->check("aten::upsample_nearest2d(")
+      ->check("prim::RaiseException(")
+      ->check(kConv + "(")
+      ->check(kToDevice + "(")
+      ->run(*graph);
+}
+
+TEST(InsertHostRegions, BranchReturningATensorItDidNotMakeEndsTheRegion) {
+  auto graph = parseBody(conv("c1", "x") + interpolateBranch("c1", "c1") +
+                         conv("c2", "up", "w2", "b2") + "  return (%c2)\n");
+  const RegionStats stats = run(graph, RegionMode::Auto);
+  EXPECT_TRUE(logged(stats, "a branch returns %c1, which it did not make"))
+      << c10::Join("\n", stats.decisions);
+  EXPECT_EQ(count(graph, kToHost), 2u) << *graph;
+}
+
+TEST(InsertHostRegions, BranchWithATrainingDropoutEndsTheRegion) {
+  auto graph = parseBody(conv("c1", "x") + R"IR(
+  %p : float = prim::Constant[value=0.5]()
+  %y : Tensor = prim::If(%flag)
+    block0():
+      %d : Tensor = aten::dropout(%c1, %p, %training)
+      -> (%d)
+    block1():
+      %r : Tensor = aten::relu(%c1)
+      -> (%r)
+)IR" + conv("c2", "y", "w2", "b2") +
+                         "  return (%c2)\n");
+  const RegionStats stats = run(graph, RegionMode::Auto);
+  EXPECT_TRUE(logged(stats, "its branches hold %d = aten::dropout, which stays on the device: "
+                            "dropout that may train"))
+      << c10::Join("\n", stats.decisions);
+  EXPECT_EQ(count(graph, kToHost), 2u) << *graph;
+}
+
 TEST(InsertHostRegions, MetadataReadsBetweenRegionNodesDoNotSplitRegion) {
   auto graph = parseBody(conv("c1", "x") + R"IR(
   %d : int = aten::dim(%c1)

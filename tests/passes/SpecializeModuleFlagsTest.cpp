@@ -83,6 +83,49 @@ TEST(SpecializeModuleFlags, ModuleComputesTheSameAndTrainingStaysDynamic) {
   EXPECT_TRUE(m.forward({x}).toTensor().equal(at::full({2}, 0.5))); // counter 6 > 5
 }
 
+// IntermediateLayerGetter's pattern: `name in self.return_layers` and
+// `self.return_layers[name]` on a dict attribute no method writes.
+torch::jit::Module makeDictModule(bool writesItsDict) {
+  torch::jit::Module m("Getter");
+  c10::Dict<std::string, std::string> layers;
+  layers.insert("layer4", "out");
+  m.register_attribute("return_layers",
+                       c10::DictType::create(c10::StringType::get(), c10::StringType::get()),
+                       layers);
+  m.define(std::string(R"JIT(
+def forward(self, x):
+    out = {"none": x}
+    if "layer3" in self.return_layers:
+        out[self.return_layers["layer3"]] = x * 3.0
+    if "layer4" in self.return_layers:
+        out[self.return_layers["layer4"]] = x * 4.0
+)JIT") + (writesItsDict ? "    self.return_layers[\"layer3\"] = \"aux\"\n" : "") +
+           "    return out\n");
+  return m;
+}
+
+TEST(SpecializeModuleFlags, FoldsLookupsInADictNoMethodWrites) {
+  torch::jit::Module m = makeDictModule(false);
+  std::shared_ptr<torch::jit::Graph> graph = m.get_method("forward").graph();
+  torch::jit::Inline(*graph);
+  const std::vector<std::string> frozen = SpecializeModuleFlags(m, graph);
+  EXPECT_EQ(frozen, (std::vector<std::string>{"return_layers='layer3' in it: False",
+                                              "return_layers='layer4' in it: True",
+                                              "return_layers=['layer4']: 'out'"}));
+  FileCheck().check_not("prim::If")->check("aten::mul(")->check_not("aten::mul(")->run(*graph);
+  const auto out = m.forward({at::ones({1})}).toGenericDict();
+  EXPECT_EQ(out.size(), 2u);
+  EXPECT_TRUE(out.at("out").toTensor().equal(at::full({1}, 4.0)));
+}
+
+TEST(SpecializeModuleFlags, KeepsLookupsInADictAMethodWrites) {
+  torch::jit::Module m = makeDictModule(true);
+  std::shared_ptr<torch::jit::Graph> graph = m.get_method("forward").graph();
+  torch::jit::Inline(*graph);
+  EXPECT_TRUE(SpecializeModuleFlags(m, graph).empty());
+  FileCheck().check_count("aten::__contains__", 2, /*exactly=*/true)->run(*graph);
+}
+
 TEST(SpecializeModuleFlags, GraphWithoutFlagBranchesIsLeftAlone) {
   torch::jit::Module m("Plain");
   m.define(R"JIT(
