@@ -227,6 +227,8 @@ def main():
     parser.add_argument('--models', default=','.join(MODELS))
     parser.add_argument('--batches', default='1,8')
     parser.add_argument('--train', default='resnet18:8', help='model:batch pairs for a training step')
+    parser.add_argument('--infer', default='', help='model:batch pairs for more inference rows, each '
+                        'at its own batch (after --models x --batches)')
     parser.add_argument('--device', default='cuda')
     parser.add_argument('--regions', default='auto', choices=['auto', 'per-op', 'max', 'conv'],
                         help='rewrite mode for the inference rows')
@@ -245,6 +247,7 @@ def main():
             '| ours/(a) | copies/fwd | MB to host/fwd | MB to device/fwd | param MB/fwd | rel. error |',
             '|' + ' --- |' * 15]
     jobs = [(m, 'infer', int(b)) for m in args.models.split(',') for b in args.batches.split(',')]
+    jobs += [(m.split(':')[0], 'infer', int(m.split(':')[1])) for m in args.infer.split(',') if m]
     jobs += [(m.split(':')[0], 'train', int(m.split(':')[1])) for m in args.train.split(',') if m]
     with tempfile.TemporaryDirectory() as workdir:
         for name, mode, batch in jobs:
