@@ -246,7 +246,7 @@ def main():
     rows = ['| model | mode | batch | (a) gpu ms | (b) per-layer ms | (c) cpu ms | (d) ours ms | ours/(b) | ours/(c) '
             '| ours/(a) | copies/fwd | MB to host/fwd | MB to device/fwd | param MB/fwd | rel. error |',
             '|' + ' --- |' * 15]
-    jobs = [(m, 'infer', int(b)) for m in args.models.split(',') for b in args.batches.split(',')]
+    jobs = [(m, 'infer', int(b)) for m in args.models.split(',') if m for b in args.batches.split(',')]
     jobs += [(m.split(':')[0], 'infer', int(m.split(':')[1])) for m in args.infer.split(',') if m]
     jobs += [(m.split(':')[0], 'train', int(m.split(':')[1])) for m in args.train.split(',') if m]
     with tempfile.TemporaryDirectory() as workdir:
