@@ -68,11 +68,12 @@ bool HasHostRegions(const std::shared_ptr<torch::jit::Graph> &graph) {
   return countToHost(graph->block()) > 0;
 }
 
-RegionStats InsertHostRegions(const std::shared_ptr<torch::jit::Graph> &graph, RegionMode mode) {
+RegionStats InsertHostRegions(const std::shared_ptr<torch::jit::Graph> &graph, RegionMode mode,
+                              bool evalPath) {
   if (HasHostRegions(graph))
     return {};
   std::string decision;
-  const bool split = evalPathSavesCrossings(graph, mode, decision);
+  const bool split = evalPath && evalPathSavesCrossings(graph, mode, decision);
   if (split)
     SpecializeEvalPath(graph);
   RegionStats stats = insertRegions(graph, mode);

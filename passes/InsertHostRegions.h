@@ -43,7 +43,14 @@ struct RegionStats {
 bool HasHostRegions(const std::shared_ptr<torch::jit::Graph> &graph);
 
 // Expects an inlined graph whose convolutions are already rdna1::conv nodes.
-// A graph that already has regions is left as it is.
-RegionStats InsertHostRegions(const std::shared_ptr<torch::jit::Graph> &graph, RegionMode mode);
+// A graph that already has regions is left as it is. With `evalPath`, a method
+// that branches on `training` is split as SpecializeEvalPath.h says where that
+// saves crossings in eval mode. The rewriter does not ask for it yet: the two
+// copies sit inline in one method, and TorchScript's compiler, loading the
+// file, takes memory superlinear in the names each branch alone defines
+// (efficientnet_b7: 16 GB to load, against 0.6 GB unsplit). The copies must be
+// outlined into methods of their own first.
+RegionStats InsertHostRegions(const std::shared_ptr<torch::jit::Graph> &graph, RegionMode mode,
+                              bool evalPath = false);
 
 } // namespace rdna1::passes

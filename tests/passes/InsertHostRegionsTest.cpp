@@ -547,7 +547,8 @@ TEST(InsertHostRegions, DropoutSteeredByTrainingGetsAnEvalPathWithOneRegion) {
   %d : Tensor = aten::dropout(%c1, %p, %t)
 )IR" + conv("c2", "d", "w2", "b2") +
                          "  return (%c2)\n");
-  const RegionStats stats = run(graph, RegionMode::Auto);
+  const RegionStats stats = InsertHostRegions(graph, RegionMode::Auto, /*evalPath=*/true);
+  graph->lint();
   EXPECT_TRUE(logged(stats, "eval path: a copy of the method for when none of its 1 training "
                             "flags is set, 1 to_host in eval mode instead of 2; training mode "
                             "keeps 2"))
@@ -579,7 +580,7 @@ TEST(InsertHostRegions, EvalPathIsNotKeptWhereItSavesNoCrossing) {
   %d : Tensor = aten::dropout(%c1, %p, %t)
   return (%d)
 )IR");
-  const RegionStats stats = run(graph, RegionMode::Auto);
+  const RegionStats stats = InsertHostRegions(graph, RegionMode::Auto, /*evalPath=*/true);
   EXPECT_TRUE(logged(stats, "no eval path: it would have 1 to_host in eval mode instead of 1"))
       << c10::Join("\n", stats.decisions);
   EXPECT_EQ(count(graph, "prim::If"), 0u);
