@@ -37,14 +37,13 @@ RegionStats insertRegions(const std::shared_ptr<torch::jit::Graph> &graph, Regio
 }
 
 // Whether the graph split by SpecializeEvalPath crosses the bus less often in
-// eval mode than the graph as it is; says why either way.
+// eval mode than the graph as it is; says why either way when it could split.
 bool evalPathSavesCrossings(const std::shared_ptr<torch::jit::Graph> &graph, RegionMode mode,
                             std::string &decision) {
   const std::shared_ptr<torch::jit::Graph> split = graph->copy();
   const EvalPath path = SpecializeEvalPath(split);
   if (!path.evalBlock) {
-    decision = "no eval path: " + path.whyNot;
-    return false;
+    return false; // nothing to split: nothing worth logging
   }
   const std::shared_ptr<torch::jit::Graph> plain = graph->copy();
   insertRegions(plain, mode);
@@ -77,7 +76,7 @@ RegionStats InsertHostRegions(const std::shared_ptr<torch::jit::Graph> &graph, R
   if (split)
     SpecializeEvalPath(graph);
   RegionStats stats = insertRegions(graph, mode);
-  if (split || decision.find("it would have") != std::string::npos)
+  if (!decision.empty())
     stats.decisions.insert(stats.decisions.begin(), decision);
   return stats;
 }

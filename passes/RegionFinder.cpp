@@ -77,6 +77,12 @@ bool sharesItsInput(const Node *node) {
   return (inPlace || view || returnsItsList) && !node->inputs().empty();
 }
 
+// A view-like op: its result may share the storage of its first input.
+bool mayViewItsInput(const Node *node, c10::optional<OpClass> cls) {
+  static const c10::Symbol contiguous = c10::Symbol::fromQualString("aten::contiguous");
+  return cls == OpClass::Shape || node->kind() == contiguous;
+}
+
 // The class an edge rule sees: a hosted branch (prim::If) counts as light work.
 OpClass edgeClass(const Node *node) {
   return node->kind() == c10::prim::If ? OpClass::Light : *classifyOp(node);
@@ -189,9 +195,8 @@ private:
   // Views of a region input stay on the device: hosting them would turn the
   // view into a copy and lose writes made through it later.
   static bool viewsRegionInput(Node *node, OpClass cls, const Region &region) {
-    static const c10::Symbol contiguous = c10::Symbol::fromQualString("aten::contiguous");
-    const bool view = cls == OpClass::Shape || node->kind() == contiguous;
-    return view && !node->inputs().empty() && !region.internal.count(node->input(0));
+    return mayViewItsInput(node, cls) && !node->inputs().empty() &&
+           !region.internal.count(node->input(0));
   }
 
   // Writes go only to values the region made, none of which alias its inputs.
@@ -279,7 +284,6 @@ private:
   }
 
   Reason whyNotHostedInBranch(Node *n, const Node *branch, const Region &region) const {
-    static const c10::Symbol contiguous = c10::Symbol::fromQualString("aten::contiguous");
     if (n->kind() == c10::prim::If || n->kind() == c10::prim::Uninitialized)
       return std::nullopt; // a nested branch's nodes are checked one by one
     if (!n->blocks().empty() || n->kind() == c10::prim::SetAttr ||
@@ -309,8 +313,7 @@ private:
     for (const Value *out : n->outputs())
       if (!isTensor(out))
         return "it makes a " + out->type()->str();
-    const bool view = *cls == OpClass::Shape || n->kind() == contiguous;
-    if (view && !n->inputs().empty() && !isWithin(n->input(0)->node(), branch) &&
+    if (mayViewItsInput(n, cls) && !n->inputs().empty() && !isWithin(n->input(0)->node(), branch) &&
         !region.internal.count(n->input(0)))
       return std::string("it views a tensor from outside the region");
     return std::nullopt;
