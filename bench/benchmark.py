@@ -121,6 +121,30 @@ def time_ms(step, make_input, device, warmup=3, budget_s=None, max_repeats=15):
     return statistics.median(times)
 
 
+def time_alternating(runs, warmup=3, budget_s=None, max_repeats=15):
+    """Median ms of each of runs {name: (step, make_input, device)}, timed in alternation: every
+    round runs each once, so a machine that slows down for a while slows them all alike (timed one
+    after another, 16 ms rows moved by 15% between calls)."""
+    budget_s = BUDGET_S * len(runs) if budget_s is None else budget_s
+    for step, make_input, device in runs.values():
+        for _ in range(warmup):
+            step(make_input())
+        sync(device)
+    times = {name: [] for name in runs}
+    spent = 0.0
+    while len(times[next(iter(runs))]) < 3 or (len(times[next(iter(runs))]) < max_repeats and spent < budget_s):
+        for name, (step, make_input, device) in runs.items():
+            x = make_input()
+            sync(device)
+            start = time.perf_counter()
+            step(x)
+            sync(device)
+            elapsed = time.perf_counter() - start
+            times[name].append(elapsed * 1e3)
+            spent += elapsed
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 def make_inputs(shape, batch, device, channels_last=False):
     def make():
         x = torch.randn((batch,) + shape, device=device)
@@ -181,12 +205,12 @@ def bench_inference(name, batch, workdir, device, regions='auto'):
     gpu, ours = load_gpu(), load_ours()
     fallback = per_layer(eager).to(device)
     cpu = copy.deepcopy(eager).to(memory_format=torch.channels_last)
-    ms = {
-        'gpu': time_ms(inference_step(gpu), make_inputs(shape, batch, device), device),
-        'per-layer': time_ms(inference_step(fallback), make_inputs(shape, batch, device), device),
-        'cpu': time_ms(inference_step(cpu), make_inputs(shape, batch, 'cpu', channels_last=True), 'cpu'),
-        'ours': time_ms(inference_step(ours), make_inputs(shape, batch, device), device),
-    }
+    ms = time_alternating({
+        'gpu': (inference_step(gpu), make_inputs(shape, batch, device), device),
+        'per-layer': (inference_step(fallback), make_inputs(shape, batch, device), device),
+        'cpu': (inference_step(cpu), make_inputs(shape, batch, 'cpu', channels_last=True), 'cpu'),
+        'ours': (inference_step(ours), make_inputs(shape, batch, device), device),
+    })
     counts = counters_per_call(inference_step(ours), make_inputs(shape, batch, device))
     with torch.inference_mode():
         x = make_inputs(shape, batch, device)()
@@ -201,12 +225,12 @@ def bench_training(name, batch, workdir, device, regions='auto'):
     gpu, ours = load_gpu().train(), load_ours().train()
     fallback = per_layer(eager).to(device).train()
     cpu = copy.deepcopy(eager).to(memory_format=torch.channels_last).train()
-    ms = {
-        'gpu': time_ms(training_step(load_gpu().train()), make_inputs(shape, batch, device), device),
-        'per-layer': time_ms(training_step(fallback), make_inputs(shape, batch, device), device),
-        'cpu': time_ms(training_step(cpu), make_inputs(shape, batch, 'cpu', channels_last=True), 'cpu'),
-        'ours': time_ms(training_step(load_ours().train()), make_inputs(shape, batch, device), device),
-    }
+    ms = time_alternating({
+        'gpu': (training_step(load_gpu().train()), make_inputs(shape, batch, device), device),
+        'per-layer': (training_step(fallback), make_inputs(shape, batch, device), device),
+        'cpu': (training_step(cpu), make_inputs(shape, batch, 'cpu', channels_last=True), 'cpu'),
+        'ours': (training_step(load_ours().train()), make_inputs(shape, batch, device), device),
+    })
     counts = counters_per_call(training_step(load_ours().train()), make_inputs(shape, batch, device))
     # Gradients of one step from the same weights and input, against the original on the GPU
     # with cuDNN's fastest algorithms off (TF32 off): relative 2-norm error of the worst tensor.
@@ -232,8 +256,9 @@ def main():
     parser.add_argument('--device', default='cuda')
     parser.add_argument('--regions', default='auto', choices=['auto', 'per-op', 'max', 'conv'],
                         help='rewrite mode for the inference rows')
-    parser.add_argument('--train-regions', default='conv', choices=['auto', 'per-op', 'max', 'conv'],
-                        help='rewrite mode for the training rows (conv: norms stay on the device)')
+    parser.add_argument('--train-regions', default='conv',
+                        help='rewrite modes for the training rows, comma-separated, a row each '
+                        '(auto, per-op, max, conv; conv: norms stay on the device)')
     parser.add_argument('--out', default=None, help='folder for the markdown table')
     args = parser.parse_args()
     torch.backends.cudnn.benchmark = True
@@ -246,13 +271,16 @@ def main():
     rows = ['| model | mode | batch | (a) gpu ms | (b) per-layer ms | (c) cpu ms | (d) ours ms | ours/(b) | ours/(c) '
             '| ours/(a) | copies/fwd | MB to host/fwd | MB to device/fwd | param MB/fwd | rel. error |',
             '|' + ' --- |' * 15]
-    jobs = [(m, 'infer', int(b)) for m in args.models.split(',') if m for b in args.batches.split(',')]
-    jobs += [(m.split(':')[0], 'infer', int(m.split(':')[1])) for m in args.infer.split(',') if m]
-    jobs += [(m.split(':')[0], 'train', int(m.split(':')[1])) for m in args.train.split(',') if m]
+    jobs = [(m, 'infer', int(b), args.regions) for m in args.models.split(',') if m for b in args.batches.split(',')]
+    jobs += [(m.split(':')[0], 'infer', int(m.split(':')[1]), args.regions) for m in args.infer.split(',') if m]
+    train_modes = args.train_regions.split(',')
+    for mode in train_modes:
+        if mode not in ('auto', 'per-op', 'max', 'conv'):
+            parser.error(f"--train-regions: unknown mode '{mode}' (auto, per-op, max, conv)")
+    jobs += [(m.split(':')[0], 'train', int(m.split(':')[1]), r) for m in args.train.split(',') if m for r in train_modes]
     with tempfile.TemporaryDirectory() as workdir:
-        for name, mode, batch in jobs:
+        for name, mode, batch, regions in jobs:
             bench = bench_inference if mode == 'infer' else bench_training
-            regions = args.regions if mode == 'infer' else args.train_regions
             ms, c, how, summary, error = bench(name, batch, workdir, args.device, regions)
             copies = c['to_host_copies'] + c['to_device_copies']
             row = (f"| {name} ({how}) | {mode}, {regions} | {batch} | {ms['gpu']:.1f} | {ms['per-layer']:.1f} | {ms['cpu']:.1f} "
