@@ -73,9 +73,9 @@ RegionStats InsertHostRegions(const std::shared_ptr<torch::jit::Graph> &graph, R
     return {};
   std::string decision;
   const bool split = evalPath && evalPathSavesCrossings(graph, mode, decision);
-  if (split)
-    SpecializeEvalPath(graph);
+  torch::jit::Node *evalSplit = split ? SpecializeEvalPath(graph).evalBlock->owningNode() : nullptr;
   RegionStats stats = insertRegions(graph, mode);
+  stats.evalSplit = evalSplit;
   if (!decision.empty())
     stats.decisions.insert(stats.decisions.begin(), decision);
   return stats;

@@ -38,6 +38,8 @@ struct RegionStats {
   int hostNodes = 0;
   // Every region dropped, cut or trimmed and every node that ended one, with why.
   std::vector<std::string> decisions;
+  // The prim::If between the training and the eval copy, when the method was split.
+  torch::jit::Node *evalSplit = nullptr;
 };
 
 bool HasHostRegions(const std::shared_ptr<torch::jit::Graph> &graph);
@@ -45,11 +47,9 @@ bool HasHostRegions(const std::shared_ptr<torch::jit::Graph> &graph);
 // Expects an inlined graph whose convolutions are already rdna1::conv nodes.
 // A graph that already has regions is left as it is. With `evalPath`, a method
 // that branches on `training` is split as SpecializeEvalPath.h says where that
-// saves crossings in eval mode. The rewriter does not ask for it yet: the two
-// copies sit inline in one method, and TorchScript's compiler, loading the
-// file, takes memory superlinear in the names each branch alone defines
-// (efficientnet_b7: 16 GB to load, against 0.6 GB unsplit). The copies must be
-// outlined into methods of their own first.
+// saves crossings in eval mode; the caller then outlines both copies
+// (OutlineEvalPath.h), since TorchScript cannot load them inline in a large
+// model.
 RegionStats InsertHostRegions(const std::shared_ptr<torch::jit::Graph> &graph, RegionMode mode,
                               bool evalPath = false);
 

@@ -5,6 +5,7 @@
 #include "LowerBatchNorms.h"
 #include "LowerConvolutionBackward.h"
 #include "LowerConvolutions.h"
+#include "OutlineEvalPath.h"
 #include "SetDefaultBackend.h"
 #include "SpecializeModuleFlags.h"
 
@@ -104,22 +105,31 @@ std::string describeFrozen(const std::vector<std::string> &frozen) {
 
 // Regions must span submodule boundaries, so the module's own methods are
 // inlined first, and branches on module flags folded; submodules keep their
-// methods (rewritten per op above).
+// methods (rewritten per op above). Only `forward` gets an eval path: each
+// copy costs load time and memory, and forward is what users call.
 int insertRegions(torch::jit::Module &module, RegionMode mode,
                   std::vector<std::string> &decisions) {
+  std::vector<std::string> names;
+  for (const torch::jit::Method &method : module.get_methods())
+    names.push_back(method.name());
   int regions = 0;
-  for (const torch::jit::Method &method : module.get_methods()) {
-    std::shared_ptr<torch::jit::Graph> graph = method.graph();
-    if (HasHostRegions(graph))
+  for (const std::string &name : names) {
+    if (IsOutlinedCopy(name) || HasOutlinedCopies(module, name))
       continue; // rewritten before: leave it exactly as it is
+    std::shared_ptr<torch::jit::Graph> graph = module.get_method(name).graph();
+    if (HasHostRegions(graph))
+      continue;
     torch::jit::Inline(*graph);
     const auto frozen = SpecializeModuleFlags(module, graph);
     if (!frozen.empty())
-      decisions.push_back(method.name() + ": " + describeFrozen(frozen));
-    RegionStats stats = InsertHostRegions(graph, mode);
+      decisions.push_back(name + ": " + describeFrozen(frozen));
+    const bool evalPath = name == "forward" && CanOutlineEvalPath(module, name);
+    RegionStats stats = InsertHostRegions(graph, mode, evalPath);
+    if (stats.evalSplit)
+      OutlineEvalPath(module, name, stats.evalSplit);
     regions += stats.regions;
     for (std::string &decision : stats.decisions)
-      decisions.push_back(method.name() + ": " + decision);
+      decisions.push_back(name + ": " + decision);
   }
   return regions;
 }

@@ -1,8 +1,10 @@
 """Host regions on whole architectures (issue 14): the scripted densenet121, shufflenet_v2_x1_0 and
 mobilenet_v2 forward graphs hold one region each (at most 2 rdna1::to_host nodes, shown by
-`rdna1-rewrite --emit=ir`); deeplabv3_mobilenet_v3_large has at most 3 (its backbone's dict
-lookups folded, F.interpolate's branches hosted; it had 19); the flags their branches read are
-frozen and reported, and on the stand-in device (every crossing a real copy) each computes
+`rdna1-rewrite --emit=ir`); efficientnet_b0, whose stochastic depth branches on `training`, gets
+an eval path, outlined: forward only chooses between `_rdna1_training_forward` (10 regions) and
+`_rdna1_eval_forward` (one); deeplabv3_mobilenet_v3_large's eval copy has at most 3 (its
+backbone's dict lookups folded, F.interpolate's branches hosted; it had 19); the flags their
+branches read are frozen and reported, and on the stand-in device (every crossing a real copy) each computes
 what the original does: outputs in eval mode, and the whole state_dict after three training-mode
 forwards (the same random numbers for both), in float64."""
 import json
@@ -17,8 +19,9 @@ import e2e_support as support
 import rdna1
 
 ONE_REGION = ('densenet121', 'shufflenet_v2_x1_0', 'mobilenet_v2')
+EVAL_PATH = ('efficientnet_b0',)
 SEGMENTATION = ('deeplabv3_mobilenet_v3_large',)
-MODELS = ONE_REGION + SEGMENTATION
+MODELS = ONE_REGION + EVAL_PATH + SEGMENTATION
 
 
 def build(name):
@@ -32,10 +35,10 @@ def main_output(y):
     return y['out'] if isinstance(y, dict) else y
 
 
-def forward_ir(stdout):
-    """The 'graph of forward:' section that --emit=ir prints."""
+def method_ir(stdout, method):
+    """The 'graph of <method>:' section that --emit=ir prints, or None."""
     sections = stdout.split('graph of ')
-    return next(s for s in sections if s.startswith('forward:'))
+    return next((s for s in sections if s.startswith(method + ':')), None)
 
 
 class RegionsOnWholeArchitectures(unittest.TestCase):
@@ -51,13 +54,22 @@ class RegionsOnWholeArchitectures(unittest.TestCase):
 
     def test_forward_has_one_region_and_reports_frozen_flags(self):
         flags = {'densenet121': 'memory_efficient', 'shufflenet_v2_x1_0': 'stride',
-                 'mobilenet_v2': 'use_res_connect', 'deeplabv3_mobilenet_v3_large': 'return_layers'}
+                 'mobilenet_v2': 'use_res_connect', 'efficientnet_b0': 'use_res_connect',
+                 'deeplabv3_mobilenet_v3_large': 'return_layers'}
         for name in MODELS:
             with self.subTest(name):
                 result = support.run(support.TOOL, self.paths[name], '--dry-run', '--emit=ir',
                                      '--report=' + os.path.join(self.dir, f'{name}.json'))
                 self.assertEqual(result.returncode, 0, result.stderr)
-                ir = forward_ir(result.stdout)
+                forward = method_ir(result.stdout, 'forward')
+                eval_copy = method_ir(result.stdout, '_rdna1_eval_forward')
+                if name in EVAL_PATH:
+                    self.assertIsNotNone(eval_copy, result.stdout[:2000])
+                if eval_copy is not None:
+                    self.assertNotIn('rdna1::to_host(', forward)
+                    self.assertIn('prim::CallMethod[name="_rdna1_training_forward"]', forward)
+                    self.assertIn('prim::CallMethod[name="_rdna1_eval_forward"]', forward)
+                ir = eval_copy or forward
                 self.assertGreaterEqual(ir.count('rdna1::to_host('), 1, ir)
                 self.assertNotIn('prim::GetAttr[name="' + flags[name] + '"]', ir)
                 with open(os.path.join(self.dir, f'{name}.json')) as f:
@@ -65,7 +77,7 @@ class RegionsOnWholeArchitectures(unittest.TestCase):
                 # F.interpolate's rank check around the upsample sits inside a region.
                 self.assertEqual([d for d in decisions if 'upsample' in d and 'ends before' in d], [])
                 self.assertTrue(any(flags[name] + ' x' in d for d in decisions), decisions)
-                limit = 2 if name in ONE_REGION else 3
+                limit = 3 if name in SEGMENTATION else 2
                 self.assertLessEqual(ir.count('rdna1::to_host('), limit, ir)
 
     def test_outputs_and_training_state_match_on_the_stand_in_device(self):
