@@ -17,6 +17,8 @@
 #   backends   backend device against the original with the DNN library off (backends.py)
 #   regions    host regions on the pure CNNs: copies per forward, time against the CPU (regions.py;
 #              REGIONS_ARGS go after its default)
+#   hostprofile  where a host-path row's CPU time goes, ours beside the CPU model, and the bus's
+#              pinned bandwidth each way (profile_host.py; HOSTPROFILE_ARGS)
 #   profile    where the GPU time of slow backends rows goes (profile_step.py; PROFILE_ARGS)
 #   diagnose   where a zoo model's gradients go off with backend device: whole-model variants,
 #              each layer alone, the rdna1 ops patched into the eager model block by block
@@ -64,6 +66,7 @@ for name in "${@:-check bench}"; do
       zoo) step zoo python3 bench/device_zoo.py ${ZOO_ARGS:-} ;;
       long) step long python3 bench/device_long.py ;;
       regions) step regions python3 bench/regions.py ${REGIONS_ARGS:-} --out "$out" ;;
+      hostprofile) step hostprofile python3 bench/profile_host.py ${HOSTPROFILE_ARGS:-} ;;
       profile) step profile python3 bench/profile_step.py ${PROFILE_ARGS:-} ;;
       diagnose) step diagnose python3 bench/diagnose_model.py ${DIAGNOSE_ARGS:-resnet101} ;;
       backends) step backends python3 bench/backends.py --out "$out" ${BACKENDS_ARGS:-} ;;

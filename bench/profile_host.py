@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""Where a host-path row's time goes (issue 14: why a rewritten model runs slower than the same
+model on the CPU): the rewritten model on the host backend beside the whole model on the CPU in
+channels-last, each inference profiled with torch.profiler (CPU activity) after warm-up, the ops
+with the most self CPU time listed side by side, and the bus: pinned copies of 4, 64 and 256 MB
+each way, timed (the figure that decides between --train-regions auto and conv).
+
+    profile_host.py [--jobs shufflenet_v2_x1_0:8,resnet50:8] [--top 15]
+"""
+import argparse
+import copy
+import os
+import sys
+import tempfile
+import time
+
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import backends  # noqa: E402,F401  (adds the zoo models to benchmark.MODELS)
+import benchmark  # noqa: E402
+import rdna1  # noqa: E402
+
+
+def profile(step, make, device, steps=5):
+    for _ in range(3):
+        step(make())
+    benchmark.sync(device)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step(make())
+        benchmark.sync(device)
+    events = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
+    total = sum(e.self_cpu_time_total for e in events) / steps / 1e3
+    return [(e.key, e.self_cpu_time_total / steps / 1e3, e.count // steps) for e in events], total
+
+
+def bus_gbps(mb, direction, repeats=20):
+    n = mb * (1 << 20) // 4
+    host = torch.empty(n, pin_memory=True)
+    dev = torch.empty(n, device='cuda')
+    copy_once = (lambda: dev.copy_(host, non_blocking=True)) if direction == 'to device' else \
+        (lambda: host.copy_(dev, non_blocking=True))
+    for _ in range(3):
+        copy_once()
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        copy_once()
+    torch.cuda.synchronize()
+    return mb * (1 << 20) * repeats / (time.perf_counter() - start) / 1e9
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--jobs', default='shufflenet_v2_x1_0:8,resnet50:8')
+    parser.add_argument('--top', type=int, default=15)
+    args = parser.parse_args()
+    rdna1.set_backend('host')
+    device = 'cuda'
+    print(rdna1.runtime_info(), '| torch', torch.__version__, '|', torch.cuda.get_device_name(),
+          '| host threads', torch.get_num_threads())
+    for mb in (4, 64, 256):
+        print(f'bus, pinned, {mb} MB: ' + ', '.join(
+            f'{d} {bus_gbps(mb, d):.1f} GB/s' for d in ('to device', 'to host')))
+    with tempfile.TemporaryDirectory() as work:
+        for job in args.jobs.split(','):
+            name, batch = job.split(':')
+            eager, _, load_ours, shape, how, summary = benchmark.build(name, work, device)
+            ours = load_ours()
+            cpu = copy.deepcopy(eager).to(memory_format=torch.channels_last)
+            rows = {
+                'ours (host backend)': profile(benchmark.inference_step(ours),
+                                               benchmark.make_inputs(shape, int(batch), device), device),
+                'cpu, channels-last': profile(benchmark.inference_step(cpu),
+                                              benchmark.make_inputs(shape, int(batch), 'cpu', True), 'cpu'),
+            }
+            print(f'\n## {name} ({how}) b{batch}: self CPU ms per forward, summed over ops (threads overlap)')
+            for label, (events, total) in rows.items():
+                print(f'\n{label}: {total:.1f} ms in all')
+                for key, ms, count in events[:args.top]:
+                    print(f'  {ms:8.2f} ms  x{count:<4d} {key}')
+
+
+if __name__ == '__main__':
+    main()
