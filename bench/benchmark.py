@@ -181,9 +181,11 @@ def build(name, workdir, device, regions='auto'):
         scripted = torch.jit.trace(eager, example)
         how = 'traced'
     original = os.path.join(workdir, f'{name}.pt')
-    rewritten = os.path.join(workdir, f'{name}.{regions}.rdna1.pt')
+    rewritten = os.path.join(workdir, f"{name}.{regions.replace('/', '-')}.rdna1.pt")
     scripted.save(original)
-    summary = rdna1.rewrite(original, rewritten, regions)
+    # 'auto/conv': one file, --regions=auto with --train-regions=conv.
+    eval_regions, _, train_regions = regions.partition('/')
+    summary = rdna1.rewrite(original, rewritten, eval_regions, train_regions=train_regions or None)
     # Fresh loads rather than deepcopy: deep-copied script modules have non-leaf parameters.
     load_gpu = lambda: torch.jit.load(original, map_location=device).eval()  # noqa: E731
     load_ours = lambda: rdna1.load(rewritten, map_location=device).eval()  # noqa: E731
@@ -258,7 +260,8 @@ def main():
                         help='rewrite mode for the inference rows')
     parser.add_argument('--train-regions', default='conv',
                         help='rewrite modes for the training rows, comma-separated, a row each '
-                        '(auto, per-op, max, conv; conv: norms stay on the device)')
+                        '(auto, per-op, max, conv; conv: norms stay on the device; auto/conv: one '
+                        'file, --regions=auto --train-regions=conv)')
     parser.add_argument('--out', default=None, help='folder for the markdown table')
     args = parser.parse_args()
     torch.backends.cudnn.benchmark = True
@@ -275,8 +278,8 @@ def main():
     jobs += [(m.split(':')[0], 'infer', int(m.split(':')[1]), args.regions) for m in args.infer.split(',') if m]
     train_modes = args.train_regions.split(',')
     for mode in train_modes:
-        if mode not in ('auto', 'per-op', 'max', 'conv'):
-            parser.error(f"--train-regions: unknown mode '{mode}' (auto, per-op, max, conv)")
+        if mode not in ('auto', 'per-op', 'max', 'conv', 'auto/conv'):
+            parser.error(f"--train-regions: unknown mode '{mode}' (auto, per-op, max, conv, auto/conv)")
     jobs += [(m.split(':')[0], 'train', int(m.split(':')[1]), r) for m in args.train.split(',') if m for r in train_modes]
     with tempfile.TemporaryDirectory() as workdir:
         for name, mode, batch, regions in jobs:

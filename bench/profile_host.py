@@ -6,6 +6,7 @@ with the most self CPU time listed side by side, and the bus: pinned copies of 4
 each way, timed (the figure that decides between --train-regions auto and conv).
 
     profile_host.py [--jobs shufflenet_v2_x1_0:8,resnet50:8] [--top 15]
+    profile_host.py --jobs ''      (the bus alone)
 """
 import argparse
 import copy
@@ -65,7 +66,7 @@ def main():
         print(f'bus, pinned, {mb} MB: ' + ', '.join(
             f'{d} {bus_gbps(mb, d):.1f} GB/s' for d in ('to device', 'to host')))
     with tempfile.TemporaryDirectory() as work:
-        for job in args.jobs.split(','):
+        for job in filter(None, args.jobs.split(',')):
             name, batch = job.split(':')
             eager, _, load_ours, shape, how, summary = benchmark.build(name, work, device)
             ours = load_ours()

@@ -7,6 +7,7 @@
 #include "LowerConvolutions.h"
 #include "OutlineEvalPath.h"
 #include "SetDefaultBackend.h"
+#include "SpecializeEvalPath.h"
 #include "SpecializeModuleFlags.h"
 
 #include "GraphWalk.h"
@@ -103,11 +104,56 @@ std::string describeFrozen(const std::vector<std::string> &frozen) {
   return text;
 }
 
+const char *modeName(RegionMode mode) {
+  switch (mode) {
+  case RegionMode::Auto:
+    return "auto";
+  case RegionMode::Max:
+    return "max";
+  case RegionMode::ConvOnly:
+    return "conv";
+  }
+  return "?";
+}
+
+void addDecisions(const std::string &method, RegionStats &stats,
+                  std::vector<std::string> &decisions) {
+  for (std::string &decision : stats.decisions)
+    decisions.push_back(method + ": " + decision);
+}
+
+// Method `name` (inlined) split into a copy for training and one for eval mode,
+// outlined, each given regions of its own mode. False, and why in `decisions`,
+// when it reads no training flag: then it keeps one body.
+bool insertRegionsPerMode(torch::jit::Module &module, const std::string &name,
+                          const std::shared_ptr<torch::jit::Graph> &graph, RegionMode evalMode,
+                          RegionMode trainingMode, int &regions,
+                          std::vector<std::string> &decisions) {
+  const EvalPath split = SpecializeEvalPath(graph, SplitWhen::AnyFlagIsRead);
+  if (!split.evalBlock) {
+    decisions.push_back(name + ": no copy with training-mode regions (" +
+                        std::string(modeName(trainingMode)) + "): " + split.whyNot);
+    return false;
+  }
+  OutlineEvalPath(module, name, split.evalBlock->owningNode());
+  decisions.push_back(name + ": a copy for training mode with " + modeName(trainingMode) +
+                      " regions and one for eval mode with " + modeName(evalMode) +
+                      ", chosen by its " + std::to_string(split.flags) + " training flags");
+  for (const auto &[copy, mode] :
+       {std::pair{trainingCopyName(name), trainingMode}, std::pair{evalCopyName(name), evalMode}}) {
+    RegionStats stats = InsertHostRegions(module.get_method(copy).graph(), mode);
+    regions += stats.regions;
+    addDecisions(copy, stats, decisions);
+  }
+  return true;
+}
+
 // Regions must span submodule boundaries, so the module's own methods are
 // inlined first, and branches on module flags folded; submodules keep their
-// methods (rewritten per op above). Only `forward` gets an eval path: each
-// copy costs load time and memory, and forward is what users call.
-int insertRegions(torch::jit::Module &module, RegionMode mode,
+// methods (rewritten per op above). Only `forward` gets an eval path or its
+// own training regions: each copy costs load time and memory, and forward is
+// what users call.
+int insertRegions(torch::jit::Module &module, const RewriteOptions &options,
                   std::vector<std::string> &decisions) {
   std::vector<std::string> names;
   for (const torch::jit::Method &method : module.get_methods())
@@ -123,13 +169,17 @@ int insertRegions(torch::jit::Module &module, RegionMode mode,
     const auto frozen = SpecializeModuleFlags(module, graph);
     if (!frozen.empty())
       decisions.push_back(name + ": " + describeFrozen(frozen));
-    const bool evalPath = name == "forward" && CanOutlineEvalPath(module, name);
-    RegionStats stats = InsertHostRegions(graph, mode, evalPath);
+    const bool copies = name == "forward" && CanOutlineEvalPath(module, name);
+    const RegionMode mode = options.regionMode;
+    if (copies && options.trainingRegionMode && *options.trainingRegionMode != mode &&
+        insertRegionsPerMode(module, name, graph, mode, *options.trainingRegionMode, regions,
+                             decisions))
+      continue;
+    RegionStats stats = InsertHostRegions(graph, mode, copies);
     if (stats.evalSplit)
       OutlineEvalPath(module, name, stats.evalSplit);
     regions += stats.regions;
-    for (std::string &decision : stats.decisions)
-      decisions.push_back(name + ": " + decision);
+    addDecisions(name, stats, decisions);
   }
   return regions;
 }
@@ -195,7 +245,7 @@ ModuleReport RewriteModule(torch::jit::Module &module, const RewriteOptions &opt
       report.methods.push_back(std::move(method));
   }
   if (options.regions)
-    report.regions = insertRegions(module, options.regionMode, report.regionDecisions);
+    report.regions = insertRegions(module, options, report.regionDecisions);
   report.defaultBackend = options.defaultBackend;
   for (const torch::jit::Method &method : module.get_methods())
     report.backendChanged |= SetDefaultBackend(method.graph(), options.defaultBackend);

@@ -5,6 +5,7 @@
 #include "InsertHostRegions.h"
 #include "RewriteCounts.h"
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,10 @@ struct RewriteOptions {
   // each convolution moves its own operands ("per-op").
   bool regions = true;
   RegionMode regionMode = RegionMode::Auto;
+  // Regions for training mode when they differ from regionMode: forward is then
+  // split into a training and an eval copy (OutlineEvalPath.h) whenever it
+  // reads a training flag, each with regions of its own mode.
+  std::optional<RegionMode> trainingRegionMode;
   // Baked into the module's own methods (SetDefaultBackend.h); "auto" bakes nothing.
   std::string defaultBackend = "auto";
 };

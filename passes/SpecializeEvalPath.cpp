@@ -88,7 +88,7 @@ void clearBody(Graph &graph) {
 
 // The distinct flags, or why the graph keeps a single body.
 std::optional<std::vector<AttributePath>> trainingFlags(const std::shared_ptr<Graph> &graph,
-                                                        std::string &whyNot) {
+                                                        SplitWhen when, std::string &whyNot) {
   std::vector<AttributePath> paths;
   bool steersMoreThanNorms = false;
   for (const Node *node : allNodes(graph)) {
@@ -108,7 +108,7 @@ std::optional<std::vector<AttributePath>> trainingFlags(const std::shared_ptr<Gr
     for (const torch::jit::Use &use : node->output()->uses())
       steersMoreThanNorms |= !isNorm(use.user);
   }
-  if (!steersMoreThanNorms) {
+  if (paths.empty() || (when == SplitWhen::FlagSteersMoreThanNorms && !steersMoreThanNorms)) {
     whyNot = paths.empty() ? "no training flag is read" : "training flags steer only norms";
     return std::nullopt;
   }
@@ -119,9 +119,9 @@ std::optional<std::vector<AttributePath>> trainingFlags(const std::shared_ptr<Gr
 
 } // namespace
 
-EvalPath SpecializeEvalPath(const std::shared_ptr<Graph> &graph) {
+EvalPath SpecializeEvalPath(const std::shared_ptr<Graph> &graph, SplitWhen when) {
   EvalPath result;
-  const auto paths = trainingFlags(graph, result.whyNot);
+  const auto paths = trainingFlags(graph, when, result.whyNot);
   if (!paths)
     return result;
   const std::shared_ptr<Graph> body = graph->copy();

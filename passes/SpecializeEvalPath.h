@@ -21,8 +21,16 @@ struct EvalPath {
   std::string whyNot;                     // set when the graph was left as it was
 };
 
-// Splits `graph` when a training flag steers anything but a norm (norms take
-// the flag as an argument and split no region).
-EvalPath SpecializeEvalPath(const std::shared_ptr<torch::jit::Graph> &graph);
+enum class SplitWhen {
+  // A training flag steers anything but a norm (norms take the flag as an
+  // argument and split no region): the eval copy can save crossings.
+  FlagSteersMoreThanNorms,
+  // Any training flag is read: the copies get regions of different modes
+  // (rdna1-rewrite --train-regions).
+  AnyFlagIsRead,
+};
+
+EvalPath SpecializeEvalPath(const std::shared_ptr<torch::jit::Graph> &graph,
+                            SplitWhen when = SplitWhen::FlagSteersMoreThanNorms);
 
 } // namespace rdna1::passes

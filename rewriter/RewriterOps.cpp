@@ -16,9 +16,11 @@ namespace {
 // reaches cuDNN/MIOpen; errors become Python RuntimeErrors with the tool's message.
 std::tuple<std::string, std::string, std::vector<std::string>>
 rewriteFileOp(const std::string &input, const std::string &output, const std::string &regions,
-              const std::string &backend, bool dryRun, bool strict) {
+              const std::string &backend, bool dryRun, bool strict,
+              const std::string &trainRegions) {
   try {
-    RewriteRequest request{input, output, dryRun, strict, toPassOptions({regions, backend}), {}};
+    RewriteRequest request{
+        input, output, dryRun, strict, toPassOptions({regions, backend, strict, trainRegions}), {}};
     const RewriteOutcome outcome = rewriteFile(request);
     return {summaryLine(outcome, input, destinationOf(request)),
             reportJson(outcome.report, input, dryRun ? std::string() : output),
@@ -33,6 +35,6 @@ rewriteFileOp(const std::string &input, const std::string &output, const std::st
 
 TORCH_LIBRARY(rdna1_tools, m) {
   m.def("rewrite_file(str input, str output, str regions='auto', str backend='auto', "
-        "bool dry_run=False, bool strict=False) -> (str, str, str[])",
+        "bool dry_run=False, bool strict=False, str train_regions='') -> (str, str, str[])",
         &rdna1::tool::rewriteFileOp);
 }

@@ -95,13 +95,15 @@ def _rewriter():
     return torch.ops.rdna1_tools.rewrite_file
 
 
-def rewrite(source, output=None, regions='auto', backend='auto', dry_run=False, strict=False):
+def rewrite(source, output=None, regions='auto', backend='auto', dry_run=False, strict=False,
+            train_regions=None):
     """Rewrites a TorchScript model as the rdna1-rewrite tool does (no LLVM needed).
 
     `source` is a path or a torch.jit.ScriptModule. With a path, the result is written to
     `output` (atomically; nothing with `dry_run`). With a module, `output` may be omitted and the
     rewritten module is returned in the result (`.module`). `regions`: 'auto', 'per-op', 'max' or
-    'conv'; `backend`: the default baked in ('auto', 'host', 'device', 'vendor'); `strict`: refuse
+    'conv'; `train_regions`: regions for training mode if not as `regions` ('auto', 'max' or
+    'conv': forward then gets a copy for each mode); `backend`: the default baked in ('auto', 'host', 'device', 'vendor'); `strict`: refuse
     nodes that would still reach cuDNN/MIOpen instead of warning. Raises RuntimeError with the
     tool's one-line message on bad input. Returns a RewriteResult.
     """
@@ -111,13 +113,14 @@ def rewrite(source, output=None, regions='auto', backend='auto', dry_run=False, 
             path = os.path.join(directory, 'in.pt')
             out = os.fspath(output) if output is not None else os.path.join(directory, 'out.pt')
             torch.jit.save(source, path)
-            summary, report, warnings = rewrite_file(path, out, regions, backend, dry_run, strict)
+            summary, report, warnings = rewrite_file(path, out, regions, backend, dry_run, strict,
+                                                     train_regions or '')
             module = None if dry_run else torch.jit.load(out)
             return RewriteResult(summary, json.loads(report), list(warnings), module)
     if output is None and not dry_run:
         raise ValueError('rdna1.rewrite: give an output path (or dry_run=True) for a model file')
     summary, report, warnings = rewrite_file(os.fspath(source), os.fspath(output or ''), regions,
-                                             backend, dry_run, strict)
+                                             backend, dry_run, strict, train_regions or '')
     return RewriteResult(summary, json.loads(report), list(warnings), None)
 
 

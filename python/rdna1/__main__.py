@@ -15,6 +15,8 @@ def main(argv=None):
     parser.add_argument('input', nargs='?', help='a TorchScript model (scripted, traced or frozen)')
     parser.add_argument('output', nargs='?', help='where the rewritten model goes')
     parser.add_argument('--regions', default='auto', choices=['auto', 'per-op', 'max', 'conv'])
+    parser.add_argument('--train-regions', choices=['auto', 'max', 'conv'],
+                        help='regions for training mode, if not as --regions (forward gets a copy for each mode)')
     parser.add_argument('--backend', default='auto', choices=['auto', 'host', 'device', 'vendor'],
                         help='default backend baked into OUT')
     parser.add_argument('--report', metavar='FILE.json', help='the report as JSON; - for standard output')
@@ -32,7 +34,8 @@ def main(argv=None):
         print('python3 -m rdna1: error: give IN and OUT (or --dry-run)', file=sys.stderr)
         return EXIT_USAGE
     try:
-        result = rdna1.rewrite(args.input, args.output, args.regions, args.backend, args.dry_run, args.strict)
+        result = rdna1.rewrite(args.input, args.output, args.regions, args.backend, args.dry_run, args.strict,
+                               args.train_regions)
     except RuntimeError as error:
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         print(f'python3 -m rdna1: error: {message}', file=sys.stderr)

@@ -4,7 +4,8 @@ mobilenet_v2 forward graphs hold one region each (at most 2 rdna1::to_host nodes
 an eval path, outlined: forward only chooses between `_rdna1_training_forward` (10 regions) and
 `_rdna1_eval_forward` (one); deeplabv3_mobilenet_v3_large's eval copy has at most 3 (its
 backbone's dict lookups folded, F.interpolate's branches hosted; it had 19); the flags their
-branches read are frozen and reported, and on the stand-in device (every crossing a real copy) each computes
+branches read are frozen and reported; with --train-regions=conv, mobilenet_v2's forward chooses
+between a conv-regions copy for training and an auto one for eval; and on the stand-in device (every crossing a real copy) each computes
 what the original does: outputs in eval mode, and the whole state_dict after three training-mode
 forwards (the same random numbers for both), in float64."""
 import json
@@ -80,38 +81,66 @@ class RegionsOnWholeArchitectures(unittest.TestCase):
                 limit = 3 if name in SEGMENTATION else 2
                 self.assertLessEqual(ir.count('rdna1::to_host('), limit, ir)
 
+    def test_training_mode_gets_regions_of_its_own_mode(self):
+        """--train-regions=conv: forward chooses between a copy with conv regions for training and
+        one with auto regions for eval, by the modules' training flags."""
+        name = 'mobilenet_v2'
+        result = support.run(support.TOOL, self.paths[name], '--dry-run', '--emit=ir', '--train-regions=conv',
+                             '--report=' + os.path.join(self.dir, f'{name}.train.json'))
+        self.assertEqual(result.returncode, 0, result.stderr)
+        forward = method_ir(result.stdout, 'forward')
+        self.assertNotIn('rdna1::to_host(', forward)
+        self.assertIn('prim::CallMethod[name="_rdna1_training_forward"]', forward)
+        training = method_ir(result.stdout, '_rdna1_training_forward')
+        self.assertLessEqual(method_ir(result.stdout, '_rdna1_eval_forward').count('rdna1::to_host('), 2)
+        # conv: a region per convolution (52), the norms between them on the device.
+        self.assertGreaterEqual(training.count('rdna1::to_host('), 40, training)
+        with open(os.path.join(self.dir, f'{name}.train.json')) as f:
+            decisions = json.load(f)['region_decisions']
+        self.assertTrue(any(d.startswith('forward: a copy for training mode with conv regions and one for '
+                                         'eval mode with auto') for d in decisions), decisions)
+        for bad, message in ((['--train-regions=per-op'], "train-regions must be 'auto', 'max' or 'conv', "
+                              "got 'per-op'"),
+                             (['--regions=per-op', '--train-regions=conv'], "train-regions needs regions")):
+            result = support.run(support.TOOL, self.paths[name], '--dry-run', *bad)
+            self.assertNotEqual(result.returncode, 0)
+            self.assertIn(message, result.stderr)
+        self.check_on_stand_in(name, train_regions='conv')
+
     def test_outputs_and_training_state_match_on_the_stand_in_device(self):
+        for name in MODELS:
+            with self.subTest(name):
+                self.check_on_stand_in(name)
+
+    def check_on_stand_in(self, name, train_regions=None):
         rdna1.set_stand_in_device(True)
         try:
-            for name in MODELS:
-                with self.subTest(name):
-                    out = os.path.join(self.dir, f'{name}.rdna1.pt')
-                    rdna1.rewrite(self.paths[name], out)
-                    original = torch.jit.load(self.paths[name]).double()
-                    ours = rdna1.load(out).double()
-                    torch.manual_seed(1)
-                    x = torch.randn(2, 3, 64, 64, dtype=torch.double)
-                    original.eval()
-                    ours.eval()
-                    with torch.no_grad():
-                        torch.testing.assert_close(main_output(ours(x)), main_output(original(x)),
-                                                   rtol=1e-9, atol=1e-9)
-                    original.train()
-                    ours.train()
-                    for step in range(3):
-                        x = torch.randn(2, 3, 64, 64, dtype=torch.double)
-                        torch.manual_seed(10 + step)
-                        want_out = main_output(original(x))
-                        torch.manual_seed(10 + step)
-                        torch.testing.assert_close(main_output(ours(x)), want_out, rtol=1e-9, atol=1e-9)
-                    want, got = original.state_dict(), ours.state_dict()
-                    self.assertEqual(sorted(want), sorted(got))
-                    for key in want:
-                        torch.testing.assert_close(got[key], want[key], rtol=1e-9, atol=1e-9,
-                                                   msg=f'{name}: {key}')
+            out = os.path.join(self.dir, f'{name}.{train_regions}.rdna1.pt')
+            rdna1.rewrite(self.paths[name], out, train_regions=train_regions)
+            original = torch.jit.load(self.paths[name]).double()
+            ours = rdna1.load(out).double()
+            torch.manual_seed(1)
+            x = torch.randn(2, 3, 64, 64, dtype=torch.double)
+            original.eval()
+            ours.eval()
+            with torch.no_grad():
+                torch.testing.assert_close(main_output(ours(x)), main_output(original(x)),
+                                           rtol=1e-9, atol=1e-9)
+            original.train()
+            ours.train()
+            for step in range(3):
+                x = torch.randn(2, 3, 64, 64, dtype=torch.double)
+                torch.manual_seed(10 + step)
+                want_out = main_output(original(x))
+                torch.manual_seed(10 + step)
+                torch.testing.assert_close(main_output(ours(x)), want_out, rtol=1e-9, atol=1e-9)
+            want, got = original.state_dict(), ours.state_dict()
+            self.assertEqual(sorted(want), sorted(got))
+            for key in want:
+                torch.testing.assert_close(got[key], want[key], rtol=1e-9, atol=1e-9,
+                                           msg=f'{name}: {key}')
         finally:
             rdna1.set_stand_in_device(False)
-
 
 if __name__ == '__main__':
     unittest.main()

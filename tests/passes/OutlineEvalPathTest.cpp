@@ -159,4 +159,58 @@ def other(self, x):
   FileCheck().check_not("prim::If")->run(*net.get_method("other").graph());
 }
 
+// conv -> batch norm (the module's training flag) -> relu -> conv: the flag
+// steers only the norm, so without --train-regions there is no eval path.
+Module makeNormNet() {
+  auto cu = std::make_shared<CompilationUnit>();
+  Module net = makeModule("NormNet", cu);
+  torch::manual_seed(0);
+  net.register_parameter("weight", torch::randn({3, 3, 3, 3}), false);
+  net.register_buffer("mean", torch::zeros({3}));
+  net.register_buffer("var", torch::ones({3}));
+  net.define(R"JIT(
+def forward(self, x):
+    y = torch.conv2d(x, self.weight, None, [1, 1], [1, 1], [1, 1], 1)
+    y = torch.batch_norm(y, None, None, self.mean, self.var, self.training, 0.1, 1e-5, False)
+    return torch.conv2d(y.relu(), self.weight, None, [1, 1], [1, 1], [1, 1], 1)
+)JIT");
+  return net;
+}
+
+TEST(OutlineEvalPath, TrainingRegionModeGivesEachModeItsCopy) {
+  Module plain = makeNormNet();
+  RewriteModule(plain);
+  EXPECT_FALSE(plain.find_method("_rdna1_eval_forward").has_value());
+
+  Module original = makeNormNet();
+  Module net = makeNormNet();
+  rdna1::passes::RewriteOptions options;
+  options.trainingRegionMode = rdna1::passes::RegionMode::ConvOnly;
+  const ModuleReport report = RewriteModule(net, options);
+  bool logged = false;
+  for (const std::string &decision : report.regionDecisions)
+    logged |= decision.find("forward: a copy for training mode with conv regions and one for "
+                            "eval mode with auto, chosen by its 1 training flags") == 0;
+  EXPECT_TRUE(logged) << c10::Join("\n", report.regionDecisions);
+  EXPECT_EQ(countToHost(net, "_rdna1_training_forward"), 2u); // the norm on the device
+  EXPECT_EQ(countToHost(net, "_rdna1_eval_forward"), 1u);
+  FileCheck()
+      .check("rdna1::conv(")
+      ->check("rdna1::to_device")
+      ->check("rdna1::batch_norm(")
+      ->run(*net.get_method("_rdna1_training_forward").graph());
+
+  const at::Tensor x = torch::randn({2, 3, 6, 6});
+  for (bool training : {true, false, true}) {
+    net.train(training);
+    original.train(training);
+    EXPECT_TRUE(
+        torch::allclose(net.forward({x}).toTensor(), original.forward({x}).toTensor(), 1e-5, 1e-5));
+  }
+  EXPECT_TRUE(torch::allclose(net.attr("mean").toTensor(), original.attr("mean").toTensor()));
+  EXPECT_TRUE(torch::allclose(net.attr("var").toTensor(), original.attr("var").toTensor()));
+  EXPECT_FALSE(torch::allclose(net.attr("mean").toTensor(), torch::zeros({3})))
+      << "the training copy did not update the running statistics";
+}
+
 } // namespace

@@ -41,6 +41,13 @@ cl::opt<std::string> regions(
              "model), per-op (none: each convolution moves its own operands), max (largest "
              "regions, matrix products on the host too), conv (convolutions alone, batched)"),
     cl::cat(category));
+cl::opt<std::string> trainRegions(
+    "train-regions", cl::value_desc("mode"), cl::init(""),
+    cl::desc("Regions for training mode, if not as --regions: auto, max or conv. forward then "
+             "gets a copy for each mode, chosen by the modules' training flags when it runs "
+             "(conv is faster for training over a bus of more than about 12-26 GB/s each way: "
+             "README)"),
+    cl::cat(category));
 cl::opt<std::string> backend(
     "backend", cl::value_desc("name"), cl::init("auto"),
     cl::desc("Default backend baked into OUT (the runtime's RDNA1_BACKEND or API override it): "
@@ -147,7 +154,7 @@ int runRewrite() {
       return tool::kExitUsage;
     }
     request.emitIr = emit == "ir";
-    request.options = tool::toPassOptions({regions, backend, strict});
+    request.options = tool::toPassOptions({regions, backend, strict, trainRegions});
     request.onPhase = tool::reportPhase;
     const tool::RewriteOutcome outcome = tool::rewriteFile(request);
     const passes::ModuleReport &report = outcome.report;

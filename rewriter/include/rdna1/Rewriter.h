@@ -21,6 +21,8 @@ struct RewriteOptions {
   std::string regions = "auto"; // auto, per-op, max or conv (docs/cli.md)
   std::string backend = "auto"; // default backend baked in: auto (none), host, device, vendor
   bool strict = false;          // refuse nodes that still reach cuDNN/MIOpen instead of warning
+  // Regions of forward's copy for training mode: auto, max or conv; empty: as `regions`.
+  std::string trainRegions;
 };
 
 struct RewriteResult {
