@@ -4,6 +4,8 @@
 #include <torch/csrc/jit/ir/ir.h>
 
 #include <algorithm>
+#include <optional>
+#include <string>
 #include <vector>
 
 namespace rdna1::passes {
@@ -64,6 +66,29 @@ inline std::vector<torch::jit::Value *> operandsOf(torch::jit::Node *node) {
       if (!isWithin(v->node(), node))
         add(v);
   return operands;
+}
+
+// The attribute names from the method's `self` to what `read` reads, when it
+// is a chain of prim::GetAttr from `self` (inlined module calls read so).
+inline std::optional<std::vector<std::string>>
+attributePathFromSelf(const torch::jit::Node *read, const torch::jit::Value *self) {
+  std::vector<std::string> names;
+  for (const torch::jit::Node *n = read;; n = n->input(0)->node()) {
+    if (n->kind() != c10::prim::GetAttr)
+      return std::nullopt;
+    names.insert(names.begin(), n->s(c10::attr::name));
+    if (n->input(0) == self)
+      return names;
+  }
+}
+
+// Removes every output and node of `block`, users before what they use.
+inline void clearBlock(torch::jit::Block *block) {
+  for (size_t i = block->outputs().size(); i-- > 0;)
+    block->eraseOutput(i);
+  std::vector<torch::jit::Node *> nodes(block->nodes().begin(), block->nodes().end());
+  for (auto it = nodes.rbegin(); it != nodes.rend(); ++it)
+    (*it)->destroy();
 }
 
 inline std::vector<torch::jit::Node *> allNodes(const std::shared_ptr<torch::jit::Graph> &graph) {

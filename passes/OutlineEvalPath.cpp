@@ -90,11 +90,7 @@ void callInstead(Block *block, const std::string &name, const std::vector<Value 
   std::vector<c10::TypePtr> types;
   for (Value *v : block->outputs())
     types.push_back(v->type());
-  for (size_t i = block->outputs().size(); i-- > 0;)
-    block->eraseOutput(i);
-  std::vector<Node *> nodes(block->nodes().begin(), block->nodes().end());
-  for (auto it = nodes.rbegin(); it != nodes.rend(); ++it)
-    (*it)->destroy();
+  clearBlock(block);
   Graph &graph = *block->owningGraph();
   Node *call = block->appendNode(graph.create(c10::prim::CallMethod, arguments, types.size()));
   call->s_(c10::attr::name, name);

@@ -1,10 +1,10 @@
 #include "SpecializeEvalPath.h"
 
+#include "FoldConstantBranches.h"
 #include "GraphWalk.h"
 
 #include <rdna1/OpSchemas.h>
 
-#include <torch/csrc/jit/passes/constant_propagation.h>
 #include <torch/csrc/jit/passes/dead_code_elimination.h>
 
 #include <map>
@@ -30,19 +30,6 @@ bool isNorm(const Node *node) {
   static const auto kInstanceNorm = c10::Symbol::fromQualString(ops::kInstanceNorm);
   return node->kind() == kBatchNorm || node->kind() == kInstanceNorm ||
          node->kind() == c10::aten::batch_norm || node->kind() == c10::aten::instance_norm;
-}
-
-// The attribute names from `self` to the flag, when `read` hangs off a chain
-// of prim::GetAttr from the method's `self` (inlined module calls do).
-std::optional<AttributePath> pathFromSelf(const Node *read, const Value *self) {
-  AttributePath names;
-  for (const Node *n = read;; n = n->input(0)->node()) {
-    if (n->kind() != c10::prim::GetAttr)
-      return std::nullopt;
-    names.insert(names.begin(), n->s(c10::attr::name));
-    if (n->input(0) == self)
-      return names;
-  }
 }
 
 // `any(flags)`, each read once, sharing the submodule reads of common prefixes.
@@ -78,14 +65,6 @@ void cloneBodyInto(Graph &body, Block *into, Graph &graph) {
     into->registerOutput(env.at(output));
 }
 
-void clearBody(Graph &graph) {
-  for (size_t i = graph.outputs().size(); i-- > 0;)
-    graph.eraseOutput(i);
-  std::vector<Node *> nodes(graph.nodes().begin(), graph.nodes().end());
-  for (auto it = nodes.rbegin(); it != nodes.rend(); ++it)
-    (*it)->destroy();
-}
-
 // The distinct flags, or why the graph keeps a single body.
 std::optional<std::vector<AttributePath>> trainingFlags(const std::shared_ptr<Graph> &graph,
                                                         SplitWhen when, std::string &whyNot) {
@@ -99,7 +78,7 @@ std::optional<std::vector<AttributePath>> trainingFlags(const std::shared_ptr<Gr
     if (!readsTraining(node))
       continue;
     const auto path =
-        graph->inputs().empty() ? std::nullopt : pathFromSelf(node, graph->inputs()[0]);
+        graph->inputs().empty() ? std::nullopt : attributePathFromSelf(node, graph->inputs()[0]);
     if (!path) {
       whyNot = "a training flag is read from an object that is not a submodule of self";
       return std::nullopt;
@@ -125,7 +104,7 @@ EvalPath SpecializeEvalPath(const std::shared_ptr<Graph> &graph, SplitWhen when)
   if (!paths)
     return result;
   const std::shared_ptr<Graph> body = graph->copy();
-  clearBody(*graph);
+  clearBlock(graph->block());
   Node *branch = graph->insertNode(graph->create(c10::prim::If, {anyTraining(*graph, *paths)}, 0));
   Block *training = branch->addBlock();
   Block *eval = branch->addBlock();
@@ -144,10 +123,8 @@ EvalPath SpecializeEvalPath(const std::shared_ptr<Graph> &graph, SplitWhen when)
   for (Node *node : inEval)
     if (readsTraining(node))
       node->output()->replaceAllUsesWith(no);
-  std::shared_ptr<Graph> folded = graph; // the passes take a mutable pointer
-  for (int round = 0; round < 4 && torch::jit::ConstantPropagationImmutableTypes(folded); ++round) {
-  }
-  torch::jit::EliminateDeadCode(folded);
+  foldConstantBranches(graph);
+  torch::jit::EliminateDeadCode(graph);
   result.evalBlock = eval;
   result.flags = static_cast<int>(paths->size());
   return result;

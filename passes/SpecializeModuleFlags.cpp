@@ -1,10 +1,9 @@
 #include "SpecializeModuleFlags.h"
 
+#include "FoldConstantBranches.h"
 #include "GraphWalk.h"
 
 #include <torch/csrc/jit/ir/constants.h>
-
-#include <torch/csrc/jit/passes/constant_propagation.h>
 
 #include <algorithm>
 #include <optional>
@@ -38,18 +37,12 @@ bool isFlagType(const c10::TypePtr &type) {
 // method's `self`) names, with its dotted path.
 std::optional<std::pair<c10::IValue, std::string>>
 attributeValue(const Node *read, const Value *self, const torch::jit::Module &module) {
-  std::vector<std::string> names;
-  for (const Node *n = read;; n = n->input(0)->node()) {
-    if (n->kind() != c10::prim::GetAttr)
-      return std::nullopt;
-    names.push_back(n->s(c10::attr::name));
-    if (n->input(0) == self)
-      break;
-  }
-  std::reverse(names.begin(), names.end());
+  const auto names = attributePathFromSelf(read, self);
+  if (!names)
+    return std::nullopt;
   c10::IValue object = module._ivalue();
   std::string path;
-  for (const std::string &name : names) {
+  for (const std::string &name : *names) {
     if (!object.isObject() || !object.toObjectRef().type()->hasAttribute(name))
       return std::nullopt;
     object = object.toObjectRef().getAttr(name);
@@ -157,9 +150,7 @@ std::vector<std::string> SpecializeModuleFlags(const torch::jit::Module &module,
   }
   if (frozen.empty())
     return frozen;
-  // Folding a branch can make the condition of an enclosing one constant.
-  for (int round = 0; round < 4 && torch::jit::ConstantPropagationImmutableTypes(graph); ++round) {
-  }
+  foldConstantBranches(graph);
   std::sort(frozen.begin(), frozen.end());
   frozen.erase(std::unique(frozen.begin(), frozen.end()), frozen.end());
   return frozen;
