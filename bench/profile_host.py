@@ -77,6 +77,21 @@ def main():
                 'cpu, channels-last': profile(benchmark.inference_step(cpu),
                                               benchmark.make_inputs(shape, int(batch), 'cpu', True), 'cpu'),
             }
+            # Which part costs: TorchScript itself (the scripted original on the CPU), the
+            # rewritten graph without crossings (loaded on the CPU), and the crossings.
+            _, load_original, _, _, _, _ = benchmark.build(name, work, 'cpu')
+            scripted_cpu = load_original().to(memory_format=torch.channels_last)
+            ours_on_cpu = rdna1.load(os.path.join(work, f'{name}.auto.rdna1.pt'), map_location='cpu').eval()
+            cpu_input = benchmark.make_inputs(shape, int(batch), 'cpu', True)
+            ms = benchmark.time_alternating({
+                'eager on the CPU': (benchmark.inference_step(cpu), cpu_input, 'cpu'),
+                'scripted original on the CPU': (benchmark.inference_step(scripted_cpu), cpu_input, 'cpu'),
+                'rewritten, loaded on the CPU': (benchmark.inference_step(ours_on_cpu), cpu_input, 'cpu'),
+                'rewritten, host backend from the GPU': (benchmark.inference_step(ours),
+                                                         benchmark.make_inputs(shape, int(batch), device), device),
+            })
+            print(f'\n## {name} ({how}) b{batch}: ms per forward, timed in alternation: ' +
+                  ', '.join(f'{k} {v:.1f}' for k, v in ms.items()))
             print(f'\n## {name} ({how}) b{batch}: self CPU ms per forward, summed over ops (threads overlap)')
             for label, (events, total) in rows.items():
                 print(f'\n{label}: {total:.1f} ms in all')

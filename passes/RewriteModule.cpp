@@ -119,7 +119,7 @@ const char *modeName(RegionMode mode) {
 void addDecisions(const std::string &method, RegionStats &stats,
                   std::vector<std::string> &decisions) {
   for (std::string &decision : stats.decisions)
-    decisions.push_back(method + ": " + decision);
+    decisions.push_back(std::string(method).append(": ").append(decision));
 }
 
 // Method `name` (inlined) split into a copy for training and one for eval mode,
