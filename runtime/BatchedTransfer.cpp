@@ -46,14 +46,29 @@ at::Tensor canonicalIfEmpty(const at::Tensor &t, at::MemoryFormat format) {
   return t.numel() == 0 ? at::empty(t.sizes(), t.options().memory_format(format)) : t;
 }
 
+// Channels-last with its canonical strides. A tensor whose size-1 dimensions
+// make it contiguous both ways (1x1 and depthwise weights, N x C x 1 x 1
+// activations) keeps its NCHW strides through .contiguous(ChannelsLast) and
+// reads as NCHW to oneDNN, which then runs a convolution of an NCHW input in
+// NCHW, and the layers after it too (shufflenet_v2 after each channel
+// shuffle). Its bytes are already in channels-last order, so only the strides
+// change.
+at::Tensor channelsLast(const at::Tensor &t, at::MemoryFormat format) {
+  const at::Tensor dense = canonicalIfEmpty(t.contiguous(format), format);
+  const std::vector<int64_t> strides = format == at::MemoryFormat::ChannelsLast
+                                           ? c10::get_channels_last_strides_2d(dense.sizes())
+                                           : c10::get_channels_last_strides_3d(dense.sizes());
+  return dense.strides() == c10::IntArrayRef(strides)
+             ? dense
+             : dense.as_strided(dense.sizes(), strides, dense.storage_offset());
+}
+
 at::Tensor denseForHost(const at::Tensor &input) {
   const at::Tensor t = resolved(input);
   if (t.dim() == 4)
-    return canonicalIfEmpty(t.contiguous(at::MemoryFormat::ChannelsLast),
-                            at::MemoryFormat::ChannelsLast);
+    return channelsLast(t, at::MemoryFormat::ChannelsLast);
   if (t.dim() == 5)
-    return canonicalIfEmpty(t.contiguous(at::MemoryFormat::ChannelsLast3d),
-                            at::MemoryFormat::ChannelsLast3d);
+    return channelsLast(t, at::MemoryFormat::ChannelsLast3d);
   return canonicalIfEmpty(t.is_non_overlapping_and_dense() ? t : t.contiguous(),
                           at::MemoryFormat::Contiguous);
 }
