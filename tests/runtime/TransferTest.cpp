@@ -310,6 +310,29 @@ INSTANTIATE_TEST_SUITE_P(Directions, PackRoundTripTransferTest, ::testing::Value
 
 // Lazily conjugated and negated tensors are dense, so their bytes are packed as
 // they are; the bit that says how to read them must survive too.
+// 1x1 and depthwise weights and N x C x 1 x 1 activations are contiguous in
+// both layouts; to the host they must go with channels-last's own strides, or
+// oneDNN reads them as NCHW and runs the convolution, and the layers after it,
+// in NCHW.
+TEST(PackTransferTest, AmbiguousLayoutsGoToTheHostAsChannelsLast) {
+  const std::vector<at::Tensor> inputs = {at::randn({8, 4, 1, 1}), at::randn({6, 1, 3, 3}),
+                                          at::randn({2, 1, 5, 5}), at::randn({3, 2, 1, 1, 1}),
+                                          at::randn({4, 3, 2, 2}).narrow(1, 1, 1)};
+  const std::vector<at::Tensor> results = rdna1::packRoundTripForTests(inputs, true);
+  ASSERT_EQ(results.size(), inputs.size());
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    SCOPED_TRACE(::testing::PrintToString(inputs[i].sizes()));
+    const at::Tensor &out = results[i];
+    const bool is3d = out.dim() == 5;
+    EXPECT_EQ(out.strides(),
+              c10::IntArrayRef(is3d ? c10::get_channels_last_strides_3d(out.sizes())
+                                    : c10::get_channels_last_strides_2d(out.sizes())));
+    EXPECT_EQ(out.suggest_memory_format(),
+              is3d ? at::MemoryFormat::ChannelsLast3d : at::MemoryFormat::ChannelsLast);
+    EXPECT_TRUE(at::equal(out, inputs[i]));
+  }
+}
+
 TEST(PackTransferTest, ConjugateAndNegativeViews) {
   const at::Tensor complex = at::randn({4}, at::kComplexFloat);
   const at::Tensor conj = complex.conj();
