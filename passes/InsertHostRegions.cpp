@@ -9,6 +9,7 @@
 #include <rdna1/OpSchemas.h>
 
 #include <algorithm>
+#include <utility>
 
 namespace rdna1::passes {
 namespace {
@@ -62,6 +63,25 @@ bool evalPathSavesCrossings(const std::shared_ptr<torch::jit::Graph> &graph, Reg
 }
 
 } // namespace
+
+namespace {
+constexpr std::pair<RegionMode, const char *> kModeNames[] = {
+    {RegionMode::Auto, "auto"}, {RegionMode::Max, "max"}, {RegionMode::ConvOnly, "conv"}};
+} // namespace
+
+const char *regionModeName(RegionMode mode) {
+  for (const auto &[each, name] : kModeNames)
+    if (each == mode)
+      return name;
+  return "?";
+}
+
+std::optional<RegionMode> regionModeNamed(const std::string &name) {
+  for (const auto &[mode, each] : kModeNames)
+    if (name == each)
+      return mode;
+  return std::nullopt;
+}
 
 bool HasHostRegions(const std::shared_ptr<torch::jit::Graph> &graph) {
   return countToHost(graph->block()) > 0;

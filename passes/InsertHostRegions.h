@@ -26,12 +26,18 @@
 
 #include <torch/csrc/jit/ir/ir.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace rdna1::passes {
 
 enum class RegionMode { Auto, Max, ConvOnly };
+
+// The mode's name as rdna1-rewrite --regions spells it ("auto", "max", "conv"),
+// and the mode of a name (nullopt for another name): the one table of both.
+const char *regionModeName(RegionMode mode);
+std::optional<RegionMode> regionModeNamed(const std::string &name);
 
 struct RegionStats {
   int regions = 0;

@@ -5,6 +5,7 @@
 #include <torch/csrc/jit/api/module.h>
 
 #include <algorithm>
+#include <stdexcept>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>

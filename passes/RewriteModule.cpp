@@ -104,18 +104,6 @@ std::string describeFrozen(const std::vector<std::string> &frozen) {
   return text;
 }
 
-const char *modeName(RegionMode mode) {
-  switch (mode) {
-  case RegionMode::Auto:
-    return "auto";
-  case RegionMode::Max:
-    return "max";
-  case RegionMode::ConvOnly:
-    return "conv";
-  }
-  return "?";
-}
-
 void addDecisions(const std::string &method, RegionStats &stats,
                   std::vector<std::string> &decisions) {
   for (std::string &decision : stats.decisions)
@@ -132,12 +120,12 @@ bool insertRegionsPerMode(torch::jit::Module &module, const std::string &name,
   const EvalPath split = SpecializeEvalPath(graph, SplitWhen::AnyFlagIsRead);
   if (!split.evalBlock) {
     decisions.push_back(name + ": no copy with training-mode regions (" +
-                        std::string(modeName(trainingMode)) + "): " + split.whyNot);
+                        std::string(regionModeName(trainingMode)) + "): " + split.whyNot);
     return false;
   }
   OutlineEvalPath(module, name, split.evalBlock->owningNode());
-  decisions.push_back(name + ": a copy for training mode with " + modeName(trainingMode) +
-                      " regions and one for eval mode with " + modeName(evalMode) +
+  decisions.push_back(name + ": a copy for training mode with " + regionModeName(trainingMode) +
+                      " regions and one for eval mode with " + regionModeName(evalMode) +
                       ", chosen by its " + std::to_string(split.flags) + " training flags");
   for (const auto &[copy, mode] :
        {std::pair{trainingCopyName(name), trainingMode}, std::pair{evalCopyName(name), evalMode}}) {

@@ -210,20 +210,6 @@ std::string describeDnnCalls(const passes::ModuleReport &report) {
 
 } // namespace
 
-namespace {
-
-std::optional<passes::RegionMode> parseRegionMode(const std::string &name) {
-  if (name == "auto")
-    return passes::RegionMode::Auto;
-  if (name == "max")
-    return passes::RegionMode::Max;
-  if (name == "conv")
-    return passes::RegionMode::ConvOnly;
-  return std::nullopt;
-}
-
-} // namespace
-
 passes::RewriteOptions toPassOptions(const rdna1::RewriteOptions &options) {
   passes::RewriteOptions passOptions;
   if (!rdna1::parseBackend(options.backend))
@@ -232,14 +218,14 @@ passes::RewriteOptions toPassOptions(const rdna1::RewriteOptions &options) {
   passOptions.defaultBackend = options.backend;
   if (options.regions == "per-op")
     passOptions.regions = false;
-  else if (const auto mode = parseRegionMode(options.regions))
+  else if (const auto mode = passes::regionModeNamed(options.regions))
     passOptions.regionMode = *mode;
   else
     throw ToolError(kExitUsage, "regions must be 'auto', 'per-op', 'max' or 'conv', got '" +
                                     options.regions + "'");
   if (options.trainRegions.empty())
     return passOptions;
-  passOptions.trainingRegionMode = parseRegionMode(options.trainRegions);
+  passOptions.trainingRegionMode = passes::regionModeNamed(options.trainRegions);
   if (!passOptions.trainingRegionMode)
     throw ToolError(kExitUsage, "train-regions must be 'auto', 'max' or 'conv', got '" +
                                     options.trainRegions + "'");
