@@ -258,10 +258,11 @@ def main():
     parser.add_argument('--device', default='cuda')
     parser.add_argument('--regions', default='auto', choices=['auto', 'per-op', 'max', 'conv'],
                         help='rewrite mode for the inference rows')
-    parser.add_argument('--train-regions', default='conv',
+    parser.add_argument('--train-regions', default='auto',
                         help='rewrite modes for the training rows, comma-separated, a row each '
-                        '(auto, per-op, max, conv; conv: norms stay on the device; auto/conv: one '
-                        'file, --regions=auto --train-regions=conv)')
+                        '(auto, per-op, max, conv; conv: norms stay on the device; auto/X: one '
+                        'file, --regions=auto --train-regions=X; auto alone is the default rewrite, '
+                        '--train-regions=bus, and its row names the copy the runtime took)')
     parser.add_argument('--out', default=None, help='folder for the markdown table')
     args = parser.parse_args()
     torch.backends.cudnn.benchmark = True
@@ -270,7 +271,9 @@ def main():
     rdna1.set_backend('host')
     print(rdna1.runtime_info(), '| torch', torch.__version__, '|',
           torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU',
-          '| host threads', torch.get_num_threads())
+          '| host threads', torch.get_num_threads(),
+          f"| bus {rdna1.bus_bandwidth(args.device):.1f} GB/s (pinned, slower direction)"
+          if args.device != 'cpu' else '')
     rows = ['| model | mode | batch | (a) gpu ms | (b) per-layer ms | (c) cpu ms | (d) ours ms | ours/(b) | ours/(c) '
             '| ours/(a) | copies/fwd | MB to host/fwd | MB to device/fwd | param MB/fwd | rel. error |',
             '|' + ' --- |' * 15]
@@ -278,15 +281,19 @@ def main():
     jobs += [(m.split(':')[0], 'infer', int(m.split(':')[1]), args.regions) for m in args.infer.split(',') if m]
     train_modes = args.train_regions.split(',')
     for mode in train_modes:
-        if mode not in ('auto', 'per-op', 'max', 'conv', 'auto/conv'):
-            parser.error(f"--train-regions: unknown mode '{mode}' (auto, per-op, max, conv, auto/conv)")
+        if mode not in ('auto', 'per-op', 'max', 'conv', 'auto/conv', 'auto/auto', 'auto/bus'):
+            parser.error(f"--train-regions: unknown mode '{mode}' (auto, per-op, max, conv, auto/conv, "
+                         "auto/auto, auto/bus)")
     jobs += [(m.split(':')[0], 'train', int(m.split(':')[1]), r) for m in args.train.split(',') if m for r in train_modes]
     with tempfile.TemporaryDirectory() as workdir:
         for name, mode, batch, regions in jobs:
             bench = bench_inference if mode == 'infer' else bench_training
             ms, c, how, summary, error = bench(name, batch, workdir, args.device, regions)
             copies = c['to_host_copies'] + c['to_device_copies']
-            row = (f"| {name} ({how}) | {mode}, {regions} | {batch} | {ms['gpu']:.1f} | {ms['per-layer']:.1f} | {ms['cpu']:.1f} "
+            # Files with a training copy per bus (the default): the copy the runtime took.
+            took = {'conv': c.get('trainings_with_conv_regions', 0), 'auto': c.get('trainings_with_auto_regions', 0)}
+            taken = f" (took {max(took, key=took.get)})" if mode == 'train' and any(took.values()) else ''
+            row = (f"| {name} ({how}) | {mode}, {regions}{taken} | {batch} | {ms['gpu']:.1f} | {ms['per-layer']:.1f} | {ms['cpu']:.1f} "
                    f"| {ms['ours']:.1f} | {ms['ours'] / ms['per-layer']:.2f} | {ms['ours'] / ms['cpu']:.2f} "
                    f"| {ms['ours'] / ms['gpu']:.2f} | {copies:.0f} | {c['to_host_bytes'] / 1e6:.2f} "
                    f"| {c['to_device_bytes'] / 1e6:.2f} | {c['param_bytes'] / 1e6:.2f} | {error:.1e} |")

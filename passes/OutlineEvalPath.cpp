@@ -2,6 +2,8 @@
 
 #include "GraphWalk.h"
 
+#include <rdna1/OpSchemas.h>
+
 #include <torch/csrc/jit/api/module.h>
 
 #include <algorithm>
@@ -20,6 +22,7 @@ using torch::jit::Value;
 
 constexpr const char *kTrainingPrefix = "_rdna1_training_";
 constexpr const char *kEvalPrefix = "_rdna1_eval_";
+constexpr const char *kConvTrainingPrefix = "_rdna1_training_conv_";
 
 // The values that `block` (its nodes, nested blocks and outputs) reads from
 // outside it, each once, in order of first use.
@@ -99,15 +102,42 @@ void callInstead(Block *block, const std::string &name, const std::vector<Value 
     block->registerOutput(call->output(i)->setType(types[i]));
 }
 
+void addMethod(torch::jit::Module &module, const std::string &name, std::shared_ptr<Graph> graph) {
+  const auto unit = module._ivalue()->compilation_unit();
+  torch::jit::Function *function =
+      unit->create_function(c10::QualifiedName(*module.type()->name(), name), std::move(graph));
+  module.type()->addMethod(function);
+}
+
 void outline(torch::jit::Module &module, Block *block, const std::string &name) {
   Value *self = block->owningGraph()->inputs()[0];
   std::vector<Value *> arguments;
-  std::shared_ptr<Graph> graph = outlinedGraph(block, self, arguments);
-  const auto unit = module._ivalue()->compilation_unit();
-  torch::jit::Function *function =
-      unit->create_function(c10::QualifiedName(*module.type()->name(), name), graph);
-  module.type()->addMethod(function);
+  addMethod(module, name, outlinedGraph(block, self, arguments));
   callInstead(block, name, arguments);
+}
+
+// The only prim::CallMethod of `name` in `graph`.
+Node *callOf(Graph &graph, const std::string &name) {
+  std::vector<Node *> nodes;
+  collectNodes(graph.block(), nodes);
+  Node *found = nullptr;
+  for (Node *node : nodes)
+    if (node->kind() == c10::prim::CallMethod && node->s(c10::attr::name) == name) {
+      if (found)
+        throw std::logic_error("two calls of " + name);
+      found = node;
+    }
+  if (!found)
+    throw std::logic_error("no call of " + name);
+  return found;
+}
+
+// The device of the first tensor argument, or None.
+Value *deviceOfFirstTensor(Graph &graph) {
+  for (Value *input : graph.inputs())
+    if (input->type()->cast<c10::TensorType>())
+      return graph.insert(c10::prim::device, {input});
+  return graph.insertNode(graph.createNone())->output();
 }
 
 } // namespace
@@ -117,6 +147,9 @@ std::string trainingCopyName(const std::string &method) {
 }
 std::string evalCopyName(const std::string &method) {
   return kEvalPrefix + method;
+}
+std::string convTrainingCopyName(const std::string &method) {
+  return kConvTrainingPrefix + method;
 }
 
 bool IsOutlinedCopy(const std::string &name) {
@@ -128,12 +161,41 @@ bool HasOutlinedCopies(const torch::jit::Module &module, const std::string &meth
 }
 
 bool CanOutlineEvalPath(const torch::jit::Module &module, const std::string &method) {
-  return !module.find_method(trainingCopyName(method)) && !module.find_method(evalCopyName(method));
+  return !module.find_method(trainingCopyName(method)) &&
+         !module.find_method(evalCopyName(method)) &&
+         !module.find_method(convTrainingCopyName(method));
 }
 
 void OutlineEvalPath(torch::jit::Module &module, const std::string &method, Node *split) {
   outline(module, split->blocks()[0], trainingCopyName(method));
   outline(module, split->blocks()[1], evalCopyName(method));
+}
+
+void AddConvTrainingCopy(torch::jit::Module &module, const std::string &method) {
+  const std::string training = trainingCopyName(method);
+  const std::string conv = convTrainingCopyName(method);
+  addMethod(module, conv, module.get_method(training).graph()->copy());
+  Graph &graph = *module.get_method(method).graph();
+  Node *call = callOf(graph, training);
+  torch::jit::WithInsertPoint atCall(call);
+  Value *device = deviceOfFirstTensor(graph);
+  Value *takeConv = graph
+                        .insertNode(graph.create(
+                            c10::Symbol::fromQualString(ops::kTrainWithConvRegions), {device}, 1))
+                        ->output()
+                        ->setType(c10::BoolType::get());
+  Node *choice = graph.insertNode(graph.create(c10::prim::If, {takeConv}, call->outputs().size()));
+  for (const auto &[branch, name] :
+       {std::pair{choice->addBlock(), conv}, std::pair{choice->addBlock(), training}}) {
+    torch::jit::WithInsertPoint inBranch(branch);
+    Node *copy = graph.insertNode(graph.createClone(call, [](Value *v) { return v; }));
+    copy->s_(c10::attr::name, name);
+    for (Value *output : copy->outputs())
+      branch->registerOutput(output);
+  }
+  for (size_t i = 0; i < call->outputs().size(); ++i)
+    call->output(i)->replaceAllUsesWith(choice->output(i)->setType(call->output(i)->type()));
+  call->destroy();
 }
 
 } // namespace rdna1::passes

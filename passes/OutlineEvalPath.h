@@ -18,6 +18,8 @@ namespace rdna1::passes {
 
 std::string trainingCopyName(const std::string &method);
 std::string evalCopyName(const std::string &method);
+// The second training copy, which AddConvTrainingCopy adds.
+std::string convTrainingCopyName(const std::string &method);
 
 // Whether `name` is a copy outlined here, or a method whose copies were.
 bool IsOutlinedCopy(const std::string &name);
@@ -30,5 +32,12 @@ bool CanOutlineEvalPath(const torch::jit::Module &module, const std::string &met
 // `split` is the prim::If of the eval path in `method`'s graph.
 void OutlineEvalPath(torch::jit::Module &module, const std::string &method,
                      torch::jit::Node *split);
+
+// After OutlineEvalPath: a second copy of the training copy, for `conv`
+// regions, and a choice between the two in `method`'s training branch, made by
+// the runtime per call (rdna1::train_with_conv_regions) for the device of
+// `method`'s first tensor argument (or none, if it has none): which regions
+// train faster depends on the bus, which only the machine that runs it knows.
+void AddConvTrainingCopy(torch::jit::Module &module, const std::string &method);
 
 } // namespace rdna1::passes

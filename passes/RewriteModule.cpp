@@ -110,25 +110,42 @@ void addDecisions(const std::string &method, RegionStats &stats,
     decisions.push_back(std::string(method).append(": ").append(decision));
 }
 
+// The copies of `name` and their region modes, once split and outlined.
+std::vector<std::pair<std::string, RegionMode>> copiesPerMode(const std::string &name,
+                                                              RegionMode evalMode,
+                                                              RegionMode trainingMode,
+                                                              bool convCopyByBus) {
+  std::vector<std::pair<std::string, RegionMode>> copies{{trainingCopyName(name), trainingMode},
+                                                         {evalCopyName(name), evalMode}};
+  if (convCopyByBus)
+    copies.emplace_back(convTrainingCopyName(name), RegionMode::ConvOnly);
+  return copies;
+}
+
 // Method `name` (inlined) split into a copy for training and one for eval mode,
-// outlined, each given regions of its own mode. False, and why in `decisions`,
-// when it reads no training flag: then it keeps one body.
+// outlined, each given regions of its own mode; with `convCopyByBus`, a second
+// training copy with conv regions, chosen at run time. False, and why in
+// `decisions`, when it reads no training flag: then it keeps one body.
 bool insertRegionsPerMode(torch::jit::Module &module, const std::string &name,
                           const std::shared_ptr<torch::jit::Graph> &graph, RegionMode evalMode,
-                          RegionMode trainingMode, int &regions,
+                          RegionMode trainingMode, bool convCopyByBus, int &regions,
                           std::vector<std::string> &decisions) {
+  const std::string training =
+      std::string(regionModeName(trainingMode)) + (convCopyByBus ? " or conv" : "");
   const EvalPath split = SpecializeEvalPath(graph, SplitWhen::AnyFlagIsRead);
   if (!split.evalBlock) {
-    decisions.push_back(name + ": no copy with training-mode regions (" +
-                        std::string(regionModeName(trainingMode)) + "): " + split.whyNot);
+    decisions.push_back(name + ": no copy with training-mode regions (" + training +
+                        "): " + split.whyNot);
     return false;
   }
   OutlineEvalPath(module, name, split.evalBlock->owningNode());
-  decisions.push_back(name + ": a copy for training mode with " + regionModeName(trainingMode) +
-                      " regions and one for eval mode with " + regionModeName(evalMode) +
+  if (convCopyByBus)
+    AddConvTrainingCopy(module, name);
+  decisions.push_back(name + ": a copy for training mode with " + training + " regions" +
+                      (convCopyByBus ? " (conv where the runtime finds the bus fast enough)" : "") +
+                      " and one for eval mode with " + regionModeName(evalMode) +
                       ", chosen by its " + std::to_string(split.flags) + " training flags");
-  for (const auto &[copy, mode] :
-       {std::pair{trainingCopyName(name), trainingMode}, std::pair{evalCopyName(name), evalMode}}) {
+  for (const auto &[copy, mode] : copiesPerMode(name, evalMode, trainingMode, convCopyByBus)) {
     RegionStats stats = InsertHostRegions(module.get_method(copy).graph(), mode);
     regions += stats.regions;
     addDecisions(copy, stats, decisions);
@@ -159,9 +176,11 @@ int insertRegions(torch::jit::Module &module, const RewriteOptions &options,
       decisions.push_back(name + ": " + describeFrozen(frozen));
     const bool copies = name == "forward" && CanOutlineEvalPath(module, name);
     const RegionMode mode = options.regionMode;
-    if (copies && options.trainingRegionMode && *options.trainingRegionMode != mode &&
-        insertRegionsPerMode(module, name, graph, mode, *options.trainingRegionMode, regions,
-                             decisions))
+    const bool perMode = options.trainingRegionMode &&
+                         (*options.trainingRegionMode != mode || options.convTrainingCopyByBus);
+    if (copies && perMode &&
+        insertRegionsPerMode(module, name, graph, mode, *options.trainingRegionMode,
+                             options.convTrainingCopyByBus, regions, decisions))
       continue;
     RegionStats stats = InsertHostRegions(graph, mode, copies);
     if (stats.evalSplit)

@@ -33,6 +33,10 @@ struct RewriteOptions {
   // split into a training and an eval copy (OutlineEvalPath.h) whenever it
   // reads a training flag, each with regions of its own mode.
   std::optional<RegionMode> trainingRegionMode;
+  // With trainingRegionMode: a second training copy with conv regions, which
+  // the runtime takes instead where the bus is fast enough for them
+  // (AddConvTrainingCopy, rdna1::train_with_conv_regions).
+  bool convTrainingCopyByBus = false;
   // Baked into the module's own methods (SetDefaultBackend.h); "auto" bakes nothing.
   std::string defaultBackend = "auto";
 };

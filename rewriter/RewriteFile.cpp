@@ -223,11 +223,17 @@ passes::RewriteOptions toPassOptions(const rdna1::RewriteOptions &options) {
   else
     throw ToolError(kExitUsage, "regions must be 'auto', 'per-op', 'max' or 'conv', got '" +
                                     options.regions + "'");
-  if (options.trainRegions.empty())
+  // Training copies chosen by the bus: the default of auto, whose modes they are.
+  const bool byBus =
+      options.trainRegions == "bus" || (options.trainRegions.empty() && passOptions.regions &&
+                                        passOptions.regionMode == passes::RegionMode::Auto);
+  if (options.trainRegions.empty() && !byBus)
     return passOptions;
-  passOptions.trainingRegionMode = passes::regionModeNamed(options.trainRegions);
+  passOptions.convTrainingCopyByBus = byBus;
+  passOptions.trainingRegionMode =
+      byBus ? passes::RegionMode::Auto : passes::regionModeNamed(options.trainRegions);
   if (!passOptions.trainingRegionMode)
-    throw ToolError(kExitUsage, "train-regions must be 'auto', 'max' or 'conv', got '" +
+    throw ToolError(kExitUsage, "train-regions must be 'auto', 'max', 'conv' or 'bus', got '" +
                                     options.trainRegions + "'");
   if (!passOptions.regions)
     throw ToolError(kExitUsage, "train-regions needs regions: regions is 'per-op'");

@@ -18,13 +18,16 @@ std::map<std::string, int64_t> Counters::snapshot() const {
           {"host_convolutions", hostConvolutions.load()},
           {"host_convolution_ns", hostConvolutionNanos.load()},
           {"native_convolutions", nativeConvolutions.load()},
-          {"vendor_convolutions", vendorConvolutions.load()}};
+          {"vendor_convolutions", vendorConvolutions.load()},
+          {"trainings_with_conv_regions", convRegionTrainings.load()},
+          {"trainings_with_auto_regions", autoRegionTrainings.load()}};
 }
 
 void Counters::reset() {
-  for (auto *counter : {&toHostCopies, &toHostBytes, &toDeviceCopies, &toDeviceBytes, &paramCopies,
-                        &paramBytes, &paramHits, &hostConvolutions, &hostConvolutionNanos,
-                        &nativeConvolutions, &vendorConvolutions})
+  for (auto *counter :
+       {&toHostCopies, &toHostBytes, &toDeviceCopies, &toDeviceBytes, &paramCopies, &paramBytes,
+        &paramHits, &hostConvolutions, &hostConvolutionNanos, &nativeConvolutions,
+        &vendorConvolutions, &convRegionTrainings, &autoRegionTrainings})
     counter->store(0);
 }
 

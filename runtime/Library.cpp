@@ -4,6 +4,7 @@
 #include "HipProbe.h"
 #include "HostParamCache.h"
 #include "StandInDevice.h"
+#include "TrainingRegions.h"
 #include <rdna1/DeviceProbe.h>
 
 #include <rdna1/Backend.h>
@@ -47,6 +48,10 @@ std::string backendForDevice(c10::Device device) {
   return backendName(backendFor(device));
 }
 
+bool trainWithConvRegionsOn(const c10::optional<c10::Device> &device) {
+  return trainWithConvRegions(device ? std::optional<c10::Device>(*device) : std::nullopt);
+}
+
 std::string runtimeInfo() {
   return std::string("rdna1 runtime " RDNA1_VERSION "; ") + describeHipDevices() +
          (standInDevice() ? "; stand-in device on" : "");
@@ -73,6 +78,10 @@ TORCH_LIBRARY(rdna1, m) {
   m.def(rdna1::ops::kSetBackendSchema, &rdna1::setBackendOverride);
   m.def(rdna1::ops::kBackendForSchema, &rdna1::backendForDevice);
   m.def(rdna1::ops::kProbeSchema, &rdna1::describeProbe);
+  m.def(
+      torch::schema(rdna1::ops::kTrainWithConvRegionsSchema, c10::AliasAnalysisKind::CONSERVATIVE),
+      &rdna1::trainWithConvRegionsOn);
+  m.def(rdna1::ops::kBusBandwidthSchema, &rdna1::busBandwidth);
   m.def(rdna1::ops::kCountersSchema, &rdna1::counters);
   m.def(rdna1::ops::kResetCountersSchema, &rdna1::resetCounters);
   m.def(rdna1::ops::kRuntimeInfoSchema, &rdna1::runtimeInfo);

@@ -21,7 +21,8 @@ import torch
 __version__ = '0.2.0'  # the project's version (CMakeLists.txt); e2e_python_load checks they agree
 
 __all__ = ['load', 'rewrite', 'RewriteResult', 'load_runtime', 'runtime_path', 'runtime_info', 'counters', 'reset_counters', 'clear_param_cache',
-           'set_stand_in_device', 'set_backend', 'backend_for', 'probe', 'RuntimeNotFoundError']
+           'set_stand_in_device', 'set_backend', 'backend_for', 'bus_bandwidth',
+           'train_with_conv_regions', 'probe', 'RuntimeNotFoundError']
 
 _LIBRARY = 'librdna1_runtime.so'
 _loaded_path = None
@@ -102,8 +103,10 @@ def rewrite(source, output=None, regions='auto', backend='auto', dry_run=False, 
     `source` is a path or a torch.jit.ScriptModule. With a path, the result is written to
     `output` (atomically; nothing with `dry_run`). With a module, `output` may be omitted and the
     rewritten module is returned in the result (`.module`). `regions`: 'auto', 'per-op', 'max' or
-    'conv'; `train_regions`: regions for training mode if not as `regions` ('auto', 'max' or
-    'conv': forward then gets a copy for each mode); `backend`: the default baked in ('auto', 'host', 'device', 'vendor'); `strict`: refuse
+    'conv'; `train_regions`: regions for training mode ('auto', 'max', 'conv', or 'bus': a copy
+    with auto and one with conv regions, the runtime takes conv where it measures a bus of at
+    least 18 GB/s each way; forward then gets a copy for each mode; None: 'bus' where `regions`
+    is 'auto', else as `regions`); `backend`: the default baked in ('auto', 'host', 'device', 'vendor'); `strict`: refuse
     nodes that would still reach cuDNN/MIOpen instead of warning. Raises RuntimeError with the
     tool's one-line message on bad input. Returns a RewriteResult.
     """
@@ -165,6 +168,22 @@ def backend_for(device):
     """The backend convolutions on `device` use now ('host', 'device' or 'vendor')."""
     load_runtime()
     return torch.ops.rdna1.backend_for(torch.device(device))
+
+
+def bus_bandwidth(device):
+    """The bus's pinned bandwidth to and from `device` in GB/s, the slower direction, measured
+    once per process (0 for the CPU): what decides which training copy a file rewritten with
+    train_regions 'bus' (the default) takes."""
+    load_runtime()
+    return torch.ops.rdna1.bus_bandwidth(torch.device(device))
+
+
+def train_with_conv_regions(device):
+    """Whether training-mode forwards on `device` take their copy with conv regions (files
+    rewritten with train_regions 'bus', the default): RDNA1_TRAIN_REGIONS=auto|conv if set, else
+    the host backend serves `device` and bus_bandwidth(device) is at least 18 GB/s."""
+    load_runtime()
+    return torch.ops.rdna1.train_with_conv_regions(torch.device(device))
 
 
 def probe(refresh=False):

@@ -15,8 +15,10 @@ def main(argv=None):
     parser.add_argument('input', nargs='?', help='a TorchScript model (scripted, traced or frozen)')
     parser.add_argument('output', nargs='?', help='where the rewritten model goes')
     parser.add_argument('--regions', default='auto', choices=['auto', 'per-op', 'max', 'conv'])
-    parser.add_argument('--train-regions', choices=['auto', 'max', 'conv'],
-                        help='regions for training mode, if not as --regions (forward gets a copy for each mode)')
+    parser.add_argument('--train-regions', choices=['auto', 'max', 'conv', 'bus'],
+                        help='regions for training mode (forward gets a copy for each mode); bus: a copy with '
+                             'auto and one with conv regions, the runtime takes conv where the bus is at least '
+                             '18 GB/s each way. Default: bus with --regions=auto, else as --regions')
     parser.add_argument('--backend', default='auto', choices=['auto', 'host', 'device', 'vendor'],
                         help='default backend baked into OUT')
     parser.add_argument('--report', metavar='FILE.json', help='the report as JSON; - for standard output')

@@ -5,7 +5,9 @@ an eval path, outlined: forward only chooses between `_rdna1_training_forward` (
 `_rdna1_eval_forward` (one); deeplabv3_mobilenet_v3_large's eval copy has at most 3 (its
 backbone's dict lookups folded, F.interpolate's branches hosted; it had 19); the flags their
 branches read are frozen and reported; with --train-regions=conv, mobilenet_v2's forward chooses
-between a conv-regions copy for training and an auto one for eval; and on the stand-in device (every crossing a real copy) each computes
+between a conv-regions copy for training and an auto one for eval; by default (--train-regions=bus)
+training mode has both an auto and a conv copy and the runtime picks one per call; and on the
+stand-in device (every crossing a real copy) each computes
 what the original does: outputs in eval mode, and the whole state_dict after three training-mode
 forwards (the same random numbers for both), in float64."""
 import json
@@ -75,8 +77,10 @@ class RegionsOnWholeArchitectures(unittest.TestCase):
                 self.assertNotIn('prim::GetAttr[name="' + flags[name] + '"]', ir)
                 with open(os.path.join(self.dir, f'{name}.json')) as f:
                     decisions = json.load(f)['region_decisions']
-                # F.interpolate's rank check around the upsample sits inside a region.
-                self.assertEqual([d for d in decisions if 'upsample' in d and 'ends before' in d], [])
+                # F.interpolate's rank check around the upsample sits inside a region (not in the
+                # conv training copy, whose regions hold convolutions alone).
+                self.assertEqual([d for d in decisions if 'upsample' in d and 'ends before' in d
+                                  and not d.startswith('_rdna1_training_conv_forward:')], [])
                 self.assertTrue(any(flags[name] + ' x' in d for d in decisions), decisions)
                 limit = 3 if name in SEGMENTATION else 2
                 self.assertLessEqual(ir.count('rdna1::to_host('), limit, ir)
@@ -99,24 +103,56 @@ class RegionsOnWholeArchitectures(unittest.TestCase):
             decisions = json.load(f)['region_decisions']
         self.assertTrue(any(d.startswith('forward: a copy for training mode with conv regions and one for '
                                          'eval mode with auto') for d in decisions), decisions)
-        for bad, message in ((['--train-regions=per-op'], "train-regions must be 'auto', 'max' or 'conv', "
-                              "got 'per-op'"),
+        for bad, message in ((['--train-regions=per-op'], "train-regions must be 'auto', 'max', 'conv' or "
+                              "'bus', got 'per-op'"),
                              (['--regions=per-op', '--train-regions=conv'], "train-regions needs regions")):
             result = support.run(support.TOOL, self.paths[name], '--dry-run', *bad)
             self.assertNotEqual(result.returncode, 0)
             self.assertIn(message, result.stderr)
         self.check_on_stand_in(name, train_regions='conv')
 
+    def test_bus_chooses_the_training_copy_by_default(self):
+        """The default (--train-regions=bus): training mode has a copy with auto and one with conv
+        regions, and forward asks the runtime which to take for its input's device; on the CPU
+        (and the stand-in device) it takes auto, RDNA1_TRAIN_REGIONS=conv forces the other; both
+        compute what the original does. --train-regions=auto keeps one training copy."""
+        name = 'mobilenet_v2'
+        result = support.run(support.TOOL, self.paths[name], '--dry-run', '--emit=ir')
+        self.assertEqual(result.returncode, 0, result.stderr)
+        forward = method_ir(result.stdout, 'forward')
+        self.assertNotIn('rdna1::to_host(', forward)
+        order = [forward.find(s) for s in ('rdna1::train_with_conv_regions(',
+                                           'prim::CallMethod[name="_rdna1_training_conv_forward"]',
+                                           'prim::CallMethod[name="_rdna1_training_forward"]',
+                                           'prim::CallMethod[name="_rdna1_eval_forward"]')]
+        self.assertTrue(all(i >= 0 for i in order) and order == sorted(order), forward)
+        self.assertGreaterEqual(method_ir(result.stdout, '_rdna1_training_conv_forward').count('rdna1::to_host('), 40)
+        self.assertLessEqual(method_ir(result.stdout, '_rdna1_training_forward').count('rdna1::to_host('), 4)
+        self.assertLessEqual(method_ir(result.stdout, '_rdna1_eval_forward').count('rdna1::to_host('), 2)
+        single = support.run(support.TOOL, self.paths[name], '--dry-run', '--emit=ir', '--train-regions=auto')
+        self.assertEqual(single.returncode, 0, single.stderr)
+        self.assertNotIn('train_with_conv_regions', single.stdout)
+        self.assertFalse(rdna1.train_with_conv_regions('cpu'))
+        self.assertEqual(rdna1.bus_bandwidth('cpu'), 0.0)
+        for choice in ('auto', 'conv'):
+            with self.subTest(choice):
+                self.check_on_stand_in(name, choice=choice)
+
     def test_outputs_and_training_state_match_on_the_stand_in_device(self):
         for name in MODELS:
             with self.subTest(name):
                 self.check_on_stand_in(name)
 
-    def check_on_stand_in(self, name, train_regions=None):
+    def check_on_stand_in(self, name, train_regions=None, choice=None):
+        """`choice`: RDNA1_TRAIN_REGIONS for the run, and the training copy it must take."""
         rdna1.set_stand_in_device(True)
+        if choice:
+            os.environ['RDNA1_TRAIN_REGIONS'] = choice
+        rdna1.reset_counters()
         try:
             out = os.path.join(self.dir, f'{name}.{train_regions}.rdna1.pt')
-            rdna1.rewrite(self.paths[name], out, train_regions=train_regions)
+            if not os.path.exists(out):  # the same rewrite for every choice
+                rdna1.rewrite(self.paths[name], out, train_regions=train_regions)
             original = torch.jit.load(self.paths[name]).double()
             ours = rdna1.load(out).double()
             torch.manual_seed(1)
@@ -139,8 +175,11 @@ class RegionsOnWholeArchitectures(unittest.TestCase):
             for key in want:
                 torch.testing.assert_close(got[key], want[key], rtol=1e-9, atol=1e-9,
                                            msg=f'{name}: {key}')
+            if choice:
+                self.assertEqual(rdna1.counters()[f'trainings_with_{choice}_regions'], 3)
         finally:
             rdna1.set_stand_in_device(False)
+            os.environ.pop('RDNA1_TRAIN_REGIONS', None)
 
 if __name__ == '__main__':
     unittest.main()

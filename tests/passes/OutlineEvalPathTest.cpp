@@ -13,6 +13,7 @@
 #include <torch/csrc/jit/testing/file_check.h>
 #include <torch/script.h>
 
+#include <cstdlib>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -211,6 +212,66 @@ TEST(OutlineEvalPath, TrainingRegionModeGivesEachModeItsCopy) {
   EXPECT_TRUE(torch::allclose(net.attr("var").toTensor(), original.attr("var").toTensor()));
   EXPECT_FALSE(torch::allclose(net.attr("mean").toTensor(), torch::zeros({3})))
       << "the training copy did not update the running statistics";
+}
+
+// RDNA1_TRAIN_REGIONS set for the lifetime of the object (the runtime reads it per call).
+class ForcedTrainingRegions {
+public:
+  explicit ForcedTrainingRegions(const char *choice) { ::setenv("RDNA1_TRAIN_REGIONS", choice, 1); }
+  ~ForcedTrainingRegions() { ::unsetenv("RDNA1_TRAIN_REGIONS"); }
+  ForcedTrainingRegions(const ForcedTrainingRegions &) = delete;
+  ForcedTrainingRegions &operator=(const ForcedTrainingRegions &) = delete;
+};
+
+// --train-regions=bus: training mode gets a copy with auto and one with conv
+// regions, and forward asks the runtime which to take, per call, for the
+// device of its tensor argument; each copy computes what the original does.
+TEST(OutlineEvalPath, ConvTrainingCopyIsChosenByTheRuntime) {
+  Module original = makeNormNet();
+  Module net = makeNormNet();
+  rdna1::passes::RewriteOptions options;
+  options.trainingRegionMode = rdna1::passes::RegionMode::Auto;
+  options.convTrainingCopyByBus = true;
+  const ModuleReport report = RewriteModule(net, options);
+  bool logged = false;
+  for (const std::string &decision : report.regionDecisions)
+    logged |= decision.find("forward: a copy for training mode with auto or conv regions (conv "
+                            "where the runtime finds the bus fast enough) and one for eval mode "
+                            "with auto, chosen by its 1 training flags") == 0;
+  EXPECT_TRUE(logged) << c10::Join("\n", report.regionDecisions);
+  FileCheck()
+      .check("prim::If")
+      ->check("prim::device(%x")
+      ->check("rdna1::train_with_conv_regions(")
+      ->check("prim::If")
+      ->check("prim::CallMethod[name=\"_rdna1_training_conv_forward\"]")
+      ->check("prim::CallMethod[name=\"_rdna1_training_forward\"]")
+      ->check("prim::CallMethod[name=\"_rdna1_eval_forward\"]")
+      ->check_not("rdna1::to_host")
+      ->run(*net.get_method("forward").graph());
+  EXPECT_EQ(countToHost(net, "_rdna1_training_conv_forward"), 2u); // the norm on the device
+  EXPECT_EQ(countToHost(net, "_rdna1_training_forward"), 1u);
+  EXPECT_EQ(countToHost(net, "_rdna1_eval_forward"), 1u);
+
+  const at::Tensor x = torch::randn({2, 3, 6, 6});
+  for (const char *choice : {"conv", "auto"}) {
+    const ForcedTrainingRegions forced(choice);
+    for (bool training : {true, false}) {
+      net.train(training);
+      original.train(training);
+      EXPECT_TRUE(torch::allclose(net.forward({x}).toTensor(), original.forward({x}).toTensor(),
+                                  1e-5, 1e-5))
+          << choice << (training ? " training" : " eval");
+    }
+  }
+  EXPECT_TRUE(torch::allclose(net.attr("mean").toTensor(), original.attr("mean").toTensor()));
+  EXPECT_TRUE(torch::allclose(net.attr("var").toTensor(), original.attr("var").toTensor()));
+
+  // A second rewrite leaves the copies and the choice as they are.
+  const std::string before = net.get_method("forward").graph()->toString();
+  const ModuleReport again = RewriteModule(net, options);
+  EXPECT_EQ(again.regions, 0);
+  EXPECT_EQ(net.get_method("forward").graph()->toString(), before);
 }
 
 } // namespace

@@ -43,10 +43,10 @@ cl::opt<std::string> regions(
     cl::cat(category));
 cl::opt<std::string> trainRegions(
     "train-regions", cl::value_desc("mode"), cl::init(""),
-    cl::desc("Regions for training mode, if not as --regions: auto, max or conv. forward then "
-             "gets a copy for each mode, chosen by the modules' training flags when it runs "
-             "(conv is faster for training over a bus of more than about 12-26 GB/s each way: "
-             "README)"),
+    cl::desc("Regions for training mode: auto, max, conv, or bus (two copies, auto and conv; "
+             "the runtime takes conv where it measures a bus of at least 18 GB/s each way). "
+             "forward then gets a copy per mode, chosen by the modules' training flags when it "
+             "runs. Default: bus with --regions=auto, else as --regions"),
     cl::cat(category));
 cl::opt<std::string> backend(
     "backend", cl::value_desc("name"), cl::init("auto"),

@@ -21,7 +21,9 @@ struct RewriteOptions {
   std::string regions = "auto"; // auto, per-op, max or conv (docs/cli.md)
   std::string backend = "auto"; // default backend baked in: auto (none), host, device, vendor
   bool strict = false;          // refuse nodes that still reach cuDNN/MIOpen instead of warning
-  // Regions of forward's copy for training mode: auto, max or conv; empty: as `regions`.
+  // Regions of forward's copy for training mode: auto, max or conv; bus: a copy
+  // with auto and one with conv regions, taken by the runtime from the bus it
+  // measures; empty: bus where `regions` is auto, else as `regions`.
   std::string trainRegions;
 };
 

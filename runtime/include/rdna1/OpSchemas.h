@@ -88,6 +88,19 @@ inline constexpr const char *kBackendForSchema = "backend_for(Device device) -> 
 // The device probe's verdicts, one line per accelerator (DeviceProbe.h).
 inline constexpr const char *kProbeSchema = "probe(bool refresh=False) -> str";
 
+// Which training copy a rewritten forward takes (rdna1-rewrite --train-regions=bus):
+// true where the host backend serves `device` and its bus, measured once per
+// process (pinned copies, the slower direction), is fast enough for `conv`
+// regions to beat `auto` (runtime/TrainingRegions.h); RDNA1_TRAIN_REGIONS=auto|conv
+// forces the answer. Conservative alias analysis: its answer is the machine's,
+// so TorchScript must never fold it into a constant.
+inline constexpr const char *kTrainWithConvRegions = "rdna1::train_with_conv_regions";
+inline constexpr const char *kTrainWithConvRegionsSchema =
+    "train_with_conv_regions(Device? device) -> bool";
+// The bus's pinned bandwidth to and from `device`, GB/s, the slower direction,
+// measured once per process; 0 for the CPU.
+inline constexpr const char *kBusBandwidthSchema = "bus_bandwidth(Device device) -> float";
+
 inline constexpr const char *kCountersSchema = "counters() -> Dict(str, int)";
 inline constexpr const char *kResetCountersSchema = "reset_counters() -> ()";
 
