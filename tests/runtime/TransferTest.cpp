@@ -5,6 +5,7 @@
 // boundary ops through the dispatcher, where host tensors pass through.
 #include "BatchedTransfer.h"
 #include "HostParamCache.h"
+#include "StandInDevice.h"
 
 #include <ATen/ATen.h>
 #include <ATen/core/dispatch/Dispatcher.h>
@@ -366,6 +367,29 @@ TEST(BatchedTransferTest, HostTensorsPassThrough) {
   EXPECT_EQ(counter("to_host_copies"), 0);
   EXPECT_EQ(counter("to_device_copies"), 0);
   EXPECT_THROW(rdna1::batchedToDevices({a, b}, {c10::Device(at::kCPU)}), c10::Error);
+}
+
+// On the stand-in device the way to the device really copies, in DMAs of a few
+// MB each overlapping the packing: tensors larger than one, tensors across a
+// DMA's end, and small ones after them arrive whole, in separate storage.
+TEST(BatchedTransferTest, StandInDeviceCopiesLargeTensorsAcrossChunks) {
+  resetCounters();
+  rdna1::setStandInDevice(true);
+  const std::vector<at::Tensor> host = {
+      at::randn({3}),
+      at::randn({2, 17, 181, 181}).contiguous(at::MemoryFormat::ChannelsLast),      // 8.9 MB
+      at::randint(0, 100, {5, 7}, at::kLong), at::randn({1311, 1001}, at::kDouble), // 10.5 MB
+      at::randn({4, 4}, at::kHalf)};
+  const std::vector<c10::Device> devices(host.size(), c10::Device(at::kCPU));
+  const std::vector<at::Tensor> moved = rdna1::batchedToDevices(host, devices);
+  rdna1::setStandInDevice(false);
+  ASSERT_EQ(moved.size(), host.size());
+  for (size_t i = 0; i < host.size(); ++i) {
+    EXPECT_TRUE(at::equal(moved[i], host[i])) << i;
+    EXPECT_EQ(moved[i].scalar_type(), host[i].scalar_type()) << i;
+    EXPECT_NE(moved[i].data_ptr(), host[i].data_ptr()) << i;
+  }
+  EXPECT_EQ(counter("to_device_copies"), 1);
 }
 
 // ---- Host parameter cache, over host tensors with a counting copier ---------
