@@ -6,27 +6,12 @@
 #include <ATen/ATen.h>
 #include <c10/core/impl/DeviceGuardImplInterface.h>
 
-#include <algorithm>
-#include <cstdlib>
 #include <functional>
-#include <limits>
 
 namespace rdna1 {
 namespace {
 
 constexpr int64_t kAlignment = 64; // keeps every packed tensor aligned for any dtype
-// Bytes packed per DMA on the way to the device: 4 MB take 75 us at 54 GB/s,
-// long against a copy's launch (a few us), short against packing a UNet's
-// 17 MB activation. RDNA1_TRANSFER_CHUNK_MB sets it (0: one DMA after packing
-// everything, as before 0.2.1), read once.
-int64_t sendChunk() {
-  static const int64_t bytes = [] {
-    const char *value = std::getenv("RDNA1_TRANSFER_CHUNK_MB");
-    const int64_t megabytes = value != nullptr && *value != '\0' ? std::atoll(value) : 4;
-    return megabytes > 0 ? megabytes << 20 : std::numeric_limits<int64_t>::max();
-  }();
-  return bytes;
-}
 
 int64_t alignUp(int64_t bytes) {
   return (bytes + kAlignment - 1) / kAlignment * kAlignment;
@@ -126,31 +111,6 @@ struct PackLayout {
       buffer.narrow(0, offsets[k], byteSize(dense[k])).copy_(rawBytes(dense[k]), nonBlocking);
   }
 
-  // Packs into `staging` (pinned) and copies it into `target` (as long, on the
-  // device) asynchronously, a DMA whenever sendChunk() bytes are packed: each
-  // DMA overlaps the packing of what follows instead of waiting for all of it.
-  void packAndSend(const at::Tensor &staging, const at::Tensor &target) const {
-    const int64_t chunk = sendChunk();
-    int64_t sent = 0; // staging's bytes [0, sent) are handed to a DMA
-    const auto send = [&](int64_t upTo) {
-      target.narrow(0, sent, upTo - sent)
-          .copy_(staging.narrow(0, sent, upTo - sent), /*non_blocking=*/true);
-      sent = upTo;
-    };
-    for (size_t k = 0; k < dense.size(); ++k) {
-      const at::Tensor bytes = rawBytes(dense[k]);
-      const int64_t size = byteSize(dense[k]);
-      for (int64_t done = 0; done < size; done += std::min(chunk, size - done)) {
-        const int64_t length = std::min(chunk, size - done);
-        staging.narrow(0, offsets[k] + done, length).copy_(bytes.narrow(0, done, length));
-        if (offsets[k] + done + length - sent >= chunk)
-          send(offsets[k] + done + length);
-      }
-    }
-    if (sent < total)
-      send(total);
-  }
-
   // Sets out[indices[k]] to the k-th tensor over `buffer`'s storage.
   void unpackFrom(const at::Tensor &buffer, const std::vector<size_t> &indices,
                   std::vector<at::Tensor> &out) const {
@@ -202,10 +162,9 @@ void packToHost(at::TensorList tensors, const std::vector<size_t> &indices, c10:
 void packToDevice(at::TensorList tensors, const std::vector<size_t> &indices, c10::Device target,
                   std::vector<at::Tensor> &out) {
   const PackLayout layout(tensors, indices, denseForDevice);
-  const at::Tensor pinned = stagingBuffer(layout.total, target);
-  const at::Tensor packed =
-      at::empty({layout.total}, at::TensorOptions().dtype(at::kByte).device(target));
-  layout.packAndSend(pinned, packed);
+  at::Tensor pinned = stagingBuffer(layout.total, target);
+  layout.packInto(pinned);
+  const at::Tensor packed = pinned.to(target, /*non_blocking=*/true);
   layout.unpackFrom(packed, indices, out);
   auto &counters = Counters::get();
   counters.toDeviceCopies += 1;

@@ -369,10 +369,10 @@ TEST(BatchedTransferTest, HostTensorsPassThrough) {
   EXPECT_THROW(rdna1::batchedToDevices({a, b}, {c10::Device(at::kCPU)}), c10::Error);
 }
 
-// On the stand-in device the way to the device really copies, in DMAs of a few
-// MB each overlapping the packing: tensors larger than one, tensors across a
-// DMA's end, and small ones after them arrive whole, in separate storage.
-TEST(BatchedTransferTest, StandInDeviceCopiesLargeTensorsAcrossChunks) {
+// On the stand-in device the way to the device really copies: large and small
+// tensors of several dtypes and layouts, packed into one buffer, arrive whole,
+// in separate storage, in one transfer.
+TEST(BatchedTransferTest, StandInDeviceCopiesMixedTensorsInOneTransfer) {
   resetCounters();
   rdna1::setStandInDevice(true);
   const std::vector<at::Tensor> host = {
