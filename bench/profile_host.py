@@ -3,7 +3,9 @@
 model on the CPU): the rewritten model on the host backend beside the whole model on the CPU in
 channels-last, each inference profiled with torch.profiler (CPU activity) after warm-up, the ops
 with the most self CPU time listed side by side, and the bus: pinned copies of 4, 64 and 256 MB
-each way, timed (the figure that decides between --train-regions auto and conv).
+each way, timed (the figure that decides between --train-regions auto and conv), and the minor
+page faults per forward (MALLOC_TRIM_THRESHOLD_/MALLOC_MMAP_THRESHOLD_ change them: glibc's
+returned memory is faulted in again inside ops).
 
     profile_host.py [--jobs shufflenet_v2_x1_0:8,resnet50:8] [--top 15]
     profile_host.py --jobs ''      (the bus alone)
@@ -11,6 +13,7 @@ each way, timed (the figure that decides between --train-regions auto and conv).
 import argparse
 import copy
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -28,13 +31,21 @@ def profile(step, make, device, steps=5):
     for _ in range(3):
         step(make())
     benchmark.sync(device)
+    # Minor page faults per forward, outside the profiler: glibc hands large freed blocks back to
+    # the kernel, and the next forward faults them in again inside whichever op touches them
+    # first (TorchScript frees a value inside the op that uses it last).
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(steps):
+        step(make())
+    benchmark.sync(device)
+    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / steps
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
         for _ in range(steps):
             step(make())
         benchmark.sync(device)
     events = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
     total = sum(e.self_cpu_time_total for e in events) / steps / 1e3
-    return [(e.key, e.self_cpu_time_total / steps / 1e3, e.count // steps) for e in events], total
+    return [(e.key, e.self_cpu_time_total / steps / 1e3, e.count // steps) for e in events], total, faults
 
 
 def bus_gbps(mb, direction, repeats=20):
@@ -93,8 +104,8 @@ def main():
             print(f'\n## {name} ({how}) b{batch}: ms per forward, timed in alternation: ' +
                   ', '.join(f'{k} {v:.1f}' for k, v in ms.items()))
             print(f'\n## {name} ({how}) b{batch}: self CPU ms per forward, summed over ops (threads overlap)')
-            for label, (events, total) in rows.items():
-                print(f'\n{label}: {total:.1f} ms in all')
+            for label, (events, total, faults) in rows.items():
+                print(f'\n{label}: {total:.1f} ms in all, {faults:.0f} minor page faults per forward')
                 for key, ms, count in events[:args.top]:
                     print(f'  {ms:8.2f} ms  x{count:<4d} {key}')
 
