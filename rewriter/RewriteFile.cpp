@@ -132,7 +132,7 @@ void checkOutputPath(const std::string &input, const std::string &output) {
 std::string writeTemporary(const torch::jit::Module &module, const RewriteRequest &request,
                            const torch::jit::ExtraFilesMap &extra, bool copyInput) {
   const std::string suffix = ".tmp-" + std::to_string(::getpid());
-  const std::string temporary =
+  std::string temporary = // not const: returned, so moved
       request.dryRun ? (fs::temp_directory_path() / ("rdna1-verify" + suffix + ".pt")).string()
                      : request.output + suffix;
   try {

@@ -22,7 +22,8 @@ namespace rdna1 {
 inline constexpr double kConvRegionsMinBusGBps = 18.0;
 
 // Pinned copies to and from `device`, GB/s, the slower direction; measured
-// the first time a device index is asked for and remembered. 0 for the CPU.
+// the first time a device index is asked for and remembered. 0 for the CPU,
+// and where the measurement fails.
 double busBandwidth(c10::Device device);
 
 // Whether training-mode forwards on `device` should take their `conv` copy:
