@@ -157,7 +157,8 @@ bool IsOutlinedCopy(const std::string &name) {
 }
 
 bool HasOutlinedCopies(const torch::jit::Module &module, const std::string &method) {
-  return module.find_method(evalCopyName(method)).has_value();
+  return module.find_method(evalCopyName(method)).has_value() ||
+         module.find_method(trainingCopyName(method)).has_value();
 }
 
 bool CanOutlineEvalPath(const torch::jit::Module &module, const std::string &method) {
@@ -196,6 +197,20 @@ void AddConvTrainingCopy(torch::jit::Module &module, const std::string &method) 
   for (size_t i = 0; i < call->outputs().size(); ++i)
     call->output(i)->replaceAllUsesWith(choice->output(i)->setType(call->output(i)->type()));
   call->destroy();
+}
+
+void ServeEvalFromTrainingCopy(torch::jit::Module &module, const std::string &method) {
+  Graph &graph = *module.get_method(method).graph();
+  Node *training = callOf(graph, trainingCopyName(method));
+  Node *eval = callOf(graph, evalCopyName(method));
+  Node *call = graph.createClone(training, [](Value *v) { return v; });
+  call->insertBefore(eval);
+  for (size_t i = 0; i < eval->outputs().size(); ++i)
+    eval->output(i)->replaceAllUsesWith(call->output(i)->setType(eval->output(i)->type()));
+  eval->destroy();
+  const c10::QualifiedName name(*module.type()->name(), evalCopyName(method));
+  module.type()->unsafeRemoveMethod(evalCopyName(method));
+  module._ivalue()->compilation_unit()->unsafeRemoveMethod(name);
 }
 
 } // namespace rdna1::passes

@@ -40,4 +40,11 @@ void OutlineEvalPath(torch::jit::Module &module, const std::string &method,
 // train faster depends on the bus, which only the machine that runs it knows.
 void AddConvTrainingCopy(torch::jit::Module &module, const std::string &method);
 
+// After AddConvTrainingCopy, where the eval copy would save no crossing (the
+// training flags steer only norms, or only work the regions leave on the
+// device either way): eval mode
+// calls the `auto` training copy, and the eval copy is dropped, so the file
+// holds two copies of `method` and not three (each costs load time and memory).
+void ServeEvalFromTrainingCopy(torch::jit::Module &module, const std::string &method);
+
 } // namespace rdna1::passes

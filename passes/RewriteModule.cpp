@@ -132,6 +132,11 @@ bool insertRegionsPerMode(torch::jit::Module &module, const std::string &name,
                           std::vector<std::string> &decisions) {
   const std::string training =
       std::string(regionModeName(trainingMode)) + (convCopyByBus ? " or conv" : "");
+  // Copies for the bus alone (both modes auto): eval mode needs a copy of its
+  // own only where that saves crossings, as without the bus (tried on a copy).
+  const bool evalCopy =
+      !convCopyByBus || evalMode != trainingMode ||
+      InsertHostRegions(graph->copy(), evalMode, /*evalPath=*/true).evalSplit != nullptr;
   const EvalPath split = SpecializeEvalPath(graph, SplitWhen::AnyFlagIsRead);
   if (!split.evalBlock) {
     decisions.push_back(name + ": no copy with training-mode regions (" + training +
@@ -141,11 +146,17 @@ bool insertRegionsPerMode(torch::jit::Module &module, const std::string &name,
   OutlineEvalPath(module, name, split.evalBlock->owningNode());
   if (convCopyByBus)
     AddConvTrainingCopy(module, name);
-  decisions.push_back(name + ": a copy for training mode with " + training + " regions" +
-                      (convCopyByBus ? " (conv where the runtime finds the bus fast enough)" : "") +
-                      " and one for eval mode with " + regionModeName(evalMode) +
-                      ", chosen by its " + std::to_string(split.flags) + " training flags");
+  if (!evalCopy)
+    ServeEvalFromTrainingCopy(module, name);
+  decisions.push_back(
+      name + ": a copy for training mode with " + training + " regions" +
+      (convCopyByBus ? " (conv where the runtime finds the bus fast enough)" : "") +
+      (evalCopy ? " and one for eval mode with " + std::string(regionModeName(evalMode))
+                : "; eval mode takes the auto copy (an eval copy would save no crossing)") +
+      ", chosen by its " + std::to_string(split.flags) + " training flags");
   for (const auto &[copy, mode] : copiesPerMode(name, evalMode, trainingMode, convCopyByBus)) {
+    if (!module.find_method(copy))
+      continue; // the eval copy, served by the training copy
     RegionStats stats = InsertHostRegions(module.get_method(copy).graph(), mode);
     regions += stats.regions;
     addDecisions(copy, stats, decisions);

@@ -236,9 +236,11 @@ TEST(OutlineEvalPath, ConvTrainingCopyIsChosenByTheRuntime) {
   bool logged = false;
   for (const std::string &decision : report.regionDecisions)
     logged |= decision.find("forward: a copy for training mode with auto or conv regions (conv "
-                            "where the runtime finds the bus fast enough) and one for eval mode "
-                            "with auto, chosen by its 1 training flags") == 0;
+                            "where the runtime finds the bus fast enough); eval mode takes the "
+                            "auto copy (an eval copy would save no crossing), chosen by its 1 "
+                            "training flags") == 0;
   EXPECT_TRUE(logged) << c10::Join("\n", report.regionDecisions);
+  // The flag steers only the norm: eval mode takes the auto copy, and there is no third.
   FileCheck()
       .check("prim::If")
       ->check("prim::device(%x")
@@ -246,12 +248,13 @@ TEST(OutlineEvalPath, ConvTrainingCopyIsChosenByTheRuntime) {
       ->check("prim::If")
       ->check("prim::CallMethod[name=\"_rdna1_training_conv_forward\"]")
       ->check("prim::CallMethod[name=\"_rdna1_training_forward\"]")
-      ->check("prim::CallMethod[name=\"_rdna1_eval_forward\"]")
+      ->check("prim::CallMethod[name=\"_rdna1_training_forward\"]")
+      ->check_not("_rdna1_eval_forward")
       ->check_not("rdna1::to_host")
       ->run(*net.get_method("forward").graph());
+  EXPECT_FALSE(net.find_method("_rdna1_eval_forward").has_value());
   EXPECT_EQ(countToHost(net, "_rdna1_training_conv_forward"), 2u); // the norm on the device
   EXPECT_EQ(countToHost(net, "_rdna1_training_forward"), 1u);
-  EXPECT_EQ(countToHost(net, "_rdna1_eval_forward"), 1u);
 
   const at::Tensor x = torch::randn({2, 3, 6, 6});
   for (const char *choice : {"conv", "auto"}) {
@@ -267,11 +270,35 @@ TEST(OutlineEvalPath, ConvTrainingCopyIsChosenByTheRuntime) {
   EXPECT_TRUE(torch::allclose(net.attr("mean").toTensor(), original.attr("mean").toTensor()));
   EXPECT_TRUE(torch::allclose(net.attr("var").toTensor(), original.attr("var").toTensor()));
 
-  // A second rewrite leaves the copies and the choice as they are.
-  const std::string before = net.get_method("forward").graph()->toString();
-  const ModuleReport again = RewriteModule(net, options);
+  // Saved and loaded, it still computes what the original does; a second
+  // rewrite leaves the copies and the choice as they are.
+  std::stringstream file;
+  net.save(file);
+  Module loaded = torch::jit::load(file);
+  loaded.train(true);
+  original.train(true);
+  EXPECT_FALSE(loaded.find_method("_rdna1_eval_forward").has_value());
+  EXPECT_TRUE(torch::allclose(loaded.forward({x}).toTensor(), original.forward({x}).toTensor(),
+                              1e-5, 1e-5));
+  const std::string before = loaded.get_method("forward").graph()->toString();
+  const ModuleReport again = RewriteModule(loaded, options);
   EXPECT_EQ(again.regions, 0);
-  EXPECT_EQ(net.get_method("forward").graph()->toString(), before);
+  EXPECT_EQ(loaded.get_method("forward").graph()->toString(), before);
+}
+
+// Where a training flag steers more than a norm (dropout), eval mode keeps a
+// copy of its own beside the two training copies.
+TEST(OutlineEvalPath, ConvTrainingCopyKeepsTheEvalCopyWhereItSavesWork) {
+  Module net = makeDropNet();
+  rdna1::passes::RewriteOptions options;
+  options.trainingRegionMode = rdna1::passes::RegionMode::Auto;
+  options.convTrainingCopyByBus = true;
+  RewriteModule(net, options);
+  for (const char *copy :
+       {"_rdna1_training_forward", "_rdna1_training_conv_forward", "_rdna1_eval_forward"})
+    EXPECT_TRUE(net.find_method(copy).has_value()) << copy;
+  EXPECT_EQ(countToHost(net, "_rdna1_eval_forward"), 1u);
+  EXPECT_EQ(countToHost(net, "_rdna1_training_forward"), 2u); // dropout draws on the device
 }
 
 } // namespace
