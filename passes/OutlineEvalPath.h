@@ -4,7 +4,10 @@
 // branch. Why: loading a file, TorchScript's compiler takes memory superlinear
 // in the names that only one branch of an `if` defines (the rewritten
 // efficientnet_b7 took 16 GB to load with both copies inline, 1.6 GB unsplit);
-// each method compiles on its own.
+// each method compiles on its own. With training copies per bus, a third
+// copy, `_rdna1_training_conv_<name>`, sits beside the training copy
+// (AddConvTrainingCopy), and eval mode may take the training copy instead of a
+// copy of its own (ServeEvalFromTrainingCopy).
 #pragma once
 
 #include <string>
