@@ -128,8 +128,8 @@ std::vector<std::pair<std::string, RegionMode>> copiesPerMode(const std::string 
 // `decisions`, when it reads no training flag: then it keeps one body.
 bool insertRegionsPerMode(torch::jit::Module &module, const std::string &name,
                           const std::shared_ptr<torch::jit::Graph> &graph, RegionMode evalMode,
-                          RegionMode trainingMode, bool convCopyByBus, int &regions,
-                          std::vector<std::string> &decisions) {
+                          RegionMode trainingMode, bool convCopyByBus, ModuleReport &report) {
+  std::vector<std::string> &decisions = report.regionDecisions;
   const std::string training =
       std::string(regionModeName(trainingMode)) + (convCopyByBus ? " or conv" : "");
   // Copies for the bus alone (both modes auto): eval mode needs a copy of its
@@ -158,7 +158,9 @@ bool insertRegionsPerMode(torch::jit::Module &module, const std::string &name,
     if (!module.find_method(copy))
       continue; // the eval copy, served by the training copy
     RegionStats stats = InsertHostRegions(module.get_method(copy).graph(), mode);
-    regions += stats.regions;
+    report.regions += stats.regions;
+    if (copy == convTrainingCopyName(name))
+      report.convCopyRegions += stats.regions;
     addDecisions(copy, stats, decisions);
   }
   return true;
@@ -169,12 +171,12 @@ bool insertRegionsPerMode(torch::jit::Module &module, const std::string &name,
 // methods (rewritten per op above). Only `forward` gets an eval path or its
 // own training regions: each copy costs load time and memory, and forward is
 // what users call.
-int insertRegions(torch::jit::Module &module, const RewriteOptions &options,
-                  std::vector<std::string> &decisions) {
+void insertRegions(torch::jit::Module &module, const RewriteOptions &options,
+                   ModuleReport &report) {
+  std::vector<std::string> &decisions = report.regionDecisions;
   std::vector<std::string> names;
   for (const torch::jit::Method &method : module.get_methods())
     names.push_back(method.name());
-  int regions = 0;
   for (const std::string &name : names) {
     if (IsOutlinedCopy(name) || HasOutlinedCopies(module, name))
       continue; // rewritten before: leave it exactly as it is
@@ -191,15 +193,14 @@ int insertRegions(torch::jit::Module &module, const RewriteOptions &options,
                          (*options.trainingRegionMode != mode || options.convTrainingCopyByBus);
     if (copies && perMode &&
         insertRegionsPerMode(module, name, graph, mode, *options.trainingRegionMode,
-                             options.convTrainingCopyByBus, regions, decisions))
+                             options.convTrainingCopyByBus, report))
       continue;
     RegionStats stats = InsertHostRegions(graph, mode, copies);
     if (stats.evalSplit)
       OutlineEvalPath(module, name, stats.evalSplit);
-    regions += stats.regions;
+    report.regions += stats.regions;
     addDecisions(name, stats, decisions);
   }
-  return regions;
 }
 
 } // namespace
@@ -263,7 +264,7 @@ ModuleReport RewriteModule(torch::jit::Module &module, const RewriteOptions &opt
       report.methods.push_back(std::move(method));
   }
   if (options.regions)
-    report.regions = insertRegions(module, options, report.regionDecisions);
+    insertRegions(module, options, report);
   report.defaultBackend = options.defaultBackend;
   for (const torch::jit::Method &method : module.get_methods())
     report.backendChanged |= SetDefaultBackend(method.graph(), options.defaultBackend);

@@ -44,6 +44,7 @@ struct RewriteOptions {
 struct ModuleReport {
   std::vector<MethodReport> methods; // those with anything to report
   int regions = 0;                   // host regions inserted
+  int convCopyRegions = 0;           // of which in training mode's conv copies (per bus)
   // Why regions were dropped, cut or trimmed, and which module flags were frozen.
   std::vector<std::string> regionDecisions;
   // Layers as a user counts them: convolution and norm calls in the module's

@@ -16,7 +16,8 @@ from e2e_support import (RUN_MODEL, aten_convolutions, digest, inlined_kinds, ou
 
 SAMPLES = [(name, mode) for name in sample_models.SAMPLES for mode in ('scripted', 'traced')]
 SUMMARY = re.compile(r'^rewrote (?P<layers>\d+) convolution layers?( and \d+ norm layers?)? '
-                     r'\(\d+ code sites? in \d+ methods?\)(, \d+ host regions?)? -> (?P<out>.+)$')
+                     r'\(\d+ code sites? in \d+ methods?\)(, \d+ host regions?( \(and \d+ in the conv training copy\))?)? '
+                     r'-> (?P<out>.+)$')
 
 
 class RewriteSamplesTest(unittest.TestCase):
@@ -169,7 +170,10 @@ class RewriteSamplesTest(unittest.TestCase):
         model = torchvision.models.resnet50(num_classes=10).eval()
         path, out = os.path.join(self.dir, 'resnet50.pt'), os.path.join(self.dir, 'resnet50.rdna1.pt')
         torch.jit.script(model).save(path)
-        self.assertEqual(rewrite(path, out).returncode, 0)
+        result = rewrite(path, out)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        # The summary counts the regions of the usual copy; the conv training copy's apart.
+        self.assertRegex(result.stdout, r', [12] host regions? \(and 53 in the conv training copy\) -> ')
         rewritten = rdna1.load(out)
         # forward chooses between training mode's copies per bus; an eval copy would save no
         # crossing, so eval mode takes the auto copy, which is one region.
