@@ -109,27 +109,13 @@ void addMethod(torch::jit::Module &module, const std::string &name, std::shared_
   module.type()->addMethod(function);
 }
 
-void outline(torch::jit::Module &module, Block *block, const std::string &name) {
+// Moves `block` into method `name` and has it call that; returns the call's arguments.
+std::vector<Value *> outline(torch::jit::Module &module, Block *block, const std::string &name) {
   Value *self = block->owningGraph()->inputs()[0];
   std::vector<Value *> arguments;
   addMethod(module, name, outlinedGraph(block, self, arguments));
   callInstead(block, name, arguments);
-}
-
-// The only prim::CallMethod of `name` in `graph`.
-Node *callOf(Graph &graph, const std::string &name) {
-  std::vector<Node *> nodes;
-  collectNodes(graph.block(), nodes);
-  Node *found = nullptr;
-  for (Node *node : nodes)
-    if (node->kind() == c10::prim::CallMethod && node->s(c10::attr::name) == name) {
-      if (found)
-        throw std::logic_error("two calls of " + name);
-      found = node;
-    }
-  if (!found)
-    throw std::logic_error("no call of " + name);
-  return found;
+  return arguments;
 }
 
 // The device of the first tensor argument, or None.
@@ -167,50 +153,41 @@ bool CanOutlineEvalPath(const torch::jit::Module &module, const std::string &met
          !module.find_method(convTrainingCopyName(method));
 }
 
-void OutlineEvalPath(torch::jit::Module &module, const std::string &method, Node *split) {
-  outline(module, split->blocks()[0], trainingCopyName(method));
-  outline(module, split->blocks()[1], evalCopyName(method));
+void OutlineEvalPath(torch::jit::Module &module, const std::string &method, Node *split,
+                     bool evalCopy) {
+  const std::vector<Value *> arguments =
+      outline(module, split->blocks()[0], trainingCopyName(method));
+  if (evalCopy)
+    outline(module, split->blocks()[1], evalCopyName(method));
+  else // the training copy reads its flags itself; its arguments are defined before the split
+    callInstead(split->blocks()[1], trainingCopyName(method), arguments);
 }
 
-void AddConvTrainingCopy(torch::jit::Module &module, const std::string &method) {
+void AddConvTrainingCopy(torch::jit::Module &module, const std::string &method, Node *split) {
   const std::string training = trainingCopyName(method);
   const std::string conv = convTrainingCopyName(method);
   addMethod(module, conv, module.get_method(training).graph()->copy());
-  Graph &graph = *module.get_method(method).graph();
-  Node *call = callOf(graph, training);
+  Node *call = split->blocks()[0]->nodes().front(); // OutlineEvalPath's call of `training`
+  Graph &graph = *split->owningGraph();
   torch::jit::WithInsertPoint atCall(call);
-  Value *device = deviceOfFirstTensor(graph);
-  Value *takeConv = graph
-                        .insertNode(graph.create(
-                            c10::Symbol::fromQualString(ops::kTrainWithConvRegions), {device}, 1))
-                        ->output()
-                        ->setType(c10::BoolType::get());
+  Value *takeConv =
+      graph
+          .insertNode(graph.create(c10::Symbol::fromQualString(ops::kTrainWithConvRegions),
+                                   {deviceOfFirstTensor(graph)}, 1))
+          ->output()
+          ->setType(c10::BoolType::get());
   Node *choice = graph.insertNode(graph.create(c10::prim::If, {takeConv}, call->outputs().size()));
   for (const auto &[branch, name] :
        {std::pair{choice->addBlock(), conv}, std::pair{choice->addBlock(), training}}) {
-    torch::jit::WithInsertPoint inBranch(branch);
-    Node *copy = graph.insertNode(graph.createClone(call, [](Value *v) { return v; }));
+    Node *copy = branch->appendNode(graph.createClone(call, [](Value *v) { return v; }));
     copy->s_(c10::attr::name, name);
     for (Value *output : copy->outputs())
       branch->registerOutput(output);
   }
   for (size_t i = 0; i < call->outputs().size(); ++i)
-    call->output(i)->replaceAllUsesWith(choice->output(i)->setType(call->output(i)->type()));
+    choice->output(i)->setType(call->output(i)->type());
+  call->replaceAllUsesWith(choice);
   call->destroy();
-}
-
-void ServeEvalFromTrainingCopy(torch::jit::Module &module, const std::string &method) {
-  Graph &graph = *module.get_method(method).graph();
-  Node *training = callOf(graph, trainingCopyName(method));
-  Node *eval = callOf(graph, evalCopyName(method));
-  Node *call = graph.createClone(training, [](Value *v) { return v; });
-  call->insertBefore(eval);
-  for (size_t i = 0; i < eval->outputs().size(); ++i)
-    eval->output(i)->replaceAllUsesWith(call->output(i)->setType(eval->output(i)->type()));
-  eval->destroy();
-  const c10::QualifiedName name(*module.type()->name(), evalCopyName(method));
-  module.type()->unsafeRemoveMethod(evalCopyName(method));
-  module._ivalue()->compilation_unit()->unsafeRemoveMethod(name);
 }
 
 } // namespace rdna1::passes

@@ -7,7 +7,7 @@
 // each method compiles on its own. With training copies per bus, a third
 // copy, `_rdna1_training_conv_<name>`, sits beside the training copy
 // (AddConvTrainingCopy), and eval mode may take the training copy instead of a
-// copy of its own (ServeEvalFromTrainingCopy).
+// copy of its own.
 #pragma once
 
 #include <string>
@@ -32,22 +32,19 @@ bool HasOutlinedCopies(const torch::jit::Module &module, const std::string &meth
 // so that the outlining cannot fail after it).
 bool CanOutlineEvalPath(const torch::jit::Module &module, const std::string &method);
 
-// `split` is the prim::If of the eval path in `method`'s graph.
-void OutlineEvalPath(torch::jit::Module &module, const std::string &method,
-                     torch::jit::Node *split);
+// `split` is the prim::If of the eval path in `method`'s graph. Without
+// `evalCopy`, eval mode calls the training copy, which reads the training
+// flags itself: for when an eval copy would save no crossing, since each copy
+// costs load time and memory.
+void OutlineEvalPath(torch::jit::Module &module, const std::string &method, torch::jit::Node *split,
+                     bool evalCopy = true);
 
 // After OutlineEvalPath: a second copy of the training copy, for `conv`
-// regions, and a choice between the two in `method`'s training branch, made by
+// regions, and a choice between the two in `split`'s training branch, made by
 // the runtime per call (rdna1::train_with_conv_regions) for the device of
 // `method`'s first tensor argument (or none, if it has none): which regions
 // train faster depends on the bus, which only the machine that runs it knows.
-void AddConvTrainingCopy(torch::jit::Module &module, const std::string &method);
-
-// After AddConvTrainingCopy, where the eval copy would save no crossing (the
-// training flags steer only norms, or only work the regions leave on the
-// device either way): eval mode
-// calls the `auto` training copy, and the eval copy is dropped, so the file
-// holds two copies of `method` and not three (each costs load time and memory).
-void ServeEvalFromTrainingCopy(torch::jit::Module &module, const std::string &method);
+void AddConvTrainingCopy(torch::jit::Module &module, const std::string &method,
+                         torch::jit::Node *split);
 
 } // namespace rdna1::passes

@@ -114,9 +114,10 @@ void addDecisions(const std::string &method, RegionStats &stats,
 std::vector<std::pair<std::string, RegionMode>> copiesPerMode(const std::string &name,
                                                               RegionMode evalMode,
                                                               RegionMode trainingMode,
-                                                              bool convCopyByBus) {
-  std::vector<std::pair<std::string, RegionMode>> copies{{trainingCopyName(name), trainingMode},
-                                                         {evalCopyName(name), evalMode}};
+                                                              bool convCopyByBus, bool evalCopy) {
+  std::vector<std::pair<std::string, RegionMode>> copies{{trainingCopyName(name), trainingMode}};
+  if (evalCopy)
+    copies.emplace_back(evalCopyName(name), evalMode);
   if (convCopyByBus)
     copies.emplace_back(convTrainingCopyName(name), RegionMode::ConvOnly);
   return copies;
@@ -143,20 +144,18 @@ bool insertRegionsPerMode(torch::jit::Module &module, const std::string &name,
                         "): " + split.whyNot);
     return false;
   }
-  OutlineEvalPath(module, name, split.evalBlock->owningNode());
+  torch::jit::Node *splitNode = split.evalBlock->owningNode();
+  OutlineEvalPath(module, name, splitNode, evalCopy);
   if (convCopyByBus)
-    AddConvTrainingCopy(module, name);
-  if (!evalCopy)
-    ServeEvalFromTrainingCopy(module, name);
+    AddConvTrainingCopy(module, name, splitNode);
   decisions.push_back(
       name + ": a copy for training mode with " + training + " regions" +
       (convCopyByBus ? " (conv where the runtime finds the bus fast enough)" : "") +
       (evalCopy ? " and one for eval mode with " + std::string(regionModeName(evalMode))
                 : "; eval mode takes the auto copy (an eval copy would save no crossing)") +
       ", chosen by its " + std::to_string(split.flags) + " training flags");
-  for (const auto &[copy, mode] : copiesPerMode(name, evalMode, trainingMode, convCopyByBus)) {
-    if (!module.find_method(copy))
-      continue; // the eval copy, served by the training copy
+  for (const auto &[copy, mode] :
+       copiesPerMode(name, evalMode, trainingMode, convCopyByBus, evalCopy)) {
     RegionStats stats = InsertHostRegions(module.get_method(copy).graph(), mode);
     report.regions += stats.regions;
     if (copy == convTrainingCopyName(name))
