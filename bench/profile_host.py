@@ -9,6 +9,8 @@ returned memory is faulted in again inside ops).
 
     profile_host.py [--jobs shufflenet_v2_x1_0:8,resnet50:8] [--top 15]
     profile_host.py --jobs ''      (the bus alone)
+    profile_host.py --jobs '' --train-jobs resnet18:8   (training steps, as benchmark.py's rows:
+                                   the default rewrite, the copy the runtime takes, SGD)
 """
 import argparse
 import copy
@@ -67,6 +69,7 @@ def bus_gbps(mb, direction, repeats=20):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--jobs', default='shufflenet_v2_x1_0:8,resnet50:8')
+    parser.add_argument('--train-jobs', default='', help='model:batch pairs: training steps')
     parser.add_argument('--top', type=int, default=15)
     args = parser.parse_args()
     rdna1.set_backend('host')
@@ -108,6 +111,31 @@ def main():
                 print(f'\n{label}: {total:.1f} ms in all, {faults:.0f} minor page faults per forward')
                 for key, ms, count in events[:args.top]:
                     print(f'  {ms:8.2f} ms  x{count:<4d} {key}')
+        for job in filter(None, args.train_jobs.split(',')):
+            profile_training(*job.split(':'), work, device, args.top)
+
+
+def profile_training(name, batch, work, device, top):
+    """One SGD step of the default rewrite (the copy the runtime takes) beside the whole model
+    trained on the CPU in channels-last: time in alternation, then each profiled."""
+    eager, _, load_ours, shape, how, summary = benchmark.build(name, work, device)
+    ours = benchmark.training_step(load_ours().train())
+    cpu = benchmark.training_step(copy.deepcopy(eager).to(memory_format=torch.channels_last).train())
+    ours_input = benchmark.make_inputs(shape, int(batch), device)
+    cpu_input = benchmark.make_inputs(shape, int(batch), 'cpu', True)
+    ms = benchmark.time_alternating({'ours (host backend)': (ours, ours_input, device),
+                                     'cpu, channels-last': (cpu, cpu_input, 'cpu')})
+    print(f'\n## {name} ({how}) b{batch}, training step: ms, timed in alternation: ' +
+          ', '.join(f'{k} {v:.1f}' for k, v in ms.items()))
+    counts = benchmark.counters_per_call(ours, ours_input)
+    print('runtime counters per step (ours): ' + ', '.join(f'{k} {v:g}' for k, v in counts.items() if v))
+    print(f'\n## {name} ({how}) b{batch}, training step: self CPU ms per step, summed over ops')
+    for label, (step, make, on) in {'ours (host backend)': (ours, ours_input, device),
+                                    'cpu, channels-last': (cpu, cpu_input, 'cpu')}.items():
+        events, total, faults = profile(step, make, on)
+        print(f'\n{label}: {total:.1f} ms in all, {faults:.0f} minor page faults per step')
+        for key, ms_, count in events[:top]:
+            print(f'  {ms_:8.2f} ms  x{count:<4d} {key}')
 
 
 if __name__ == '__main__':

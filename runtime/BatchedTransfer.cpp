@@ -1,6 +1,7 @@
 #include "BatchedTransfer.h"
 
 #include "Counters.h"
+#include "ProfileScope.h"
 #include "StandInDevice.h"
 
 #include <ATen/ATen.h>
@@ -80,6 +81,7 @@ at::Tensor denseForDevice(const at::Tensor &input) {
 }
 
 void synchronizeCurrentStream(c10::Device device) {
+  RDNA1_PROFILE_SCOPE("rdna1::wait_for_bus");
   if (!device.is_cpu()) // the stand-in device copies synchronously
     c10::impl::getDeviceGuardImpl(device.type())->getStream(device).synchronize();
 }
@@ -87,6 +89,7 @@ void synchronizeCurrentStream(c10::Device device) {
 // Staging memory for a DMA with `device`: pinned, except for the stand-in
 // device (the host itself), where pinning would need a GPU runtime.
 at::Tensor stagingBuffer(int64_t bytes, c10::Device device) {
+  RDNA1_PROFILE_SCOPE("rdna1::staging_buffer");
   return at::empty({bytes}, at::TensorOptions().dtype(at::kByte).pinned_memory(!device.is_cpu()));
 }
 
@@ -141,6 +144,7 @@ groupMoves(at::TensorList tensors, const std::function<c10::Device(size_t)> &tar
 // Moves the tensors at `indices` (all on `source`) to the host with one DMA.
 void packToHost(at::TensorList tensors, const std::vector<size_t> &indices, c10::Device source,
                 std::vector<at::Tensor> &out) {
+  RDNA1_PROFILE_SCOPE("rdna1::pack_to_host");
   const PackLayout layout(tensors, indices, denseForHost);
   const auto &[dense, offsets, total] = layout;
   at::Tensor pinned = stagingBuffer(total, source);
@@ -161,6 +165,7 @@ void packToHost(at::TensorList tensors, const std::vector<size_t> &indices, c10:
 // Moves the host tensors at `indices` to `target` with one asynchronous DMA.
 void packToDevice(at::TensorList tensors, const std::vector<size_t> &indices, c10::Device target,
                   std::vector<at::Tensor> &out) {
+  RDNA1_PROFILE_SCOPE("rdna1::pack_to_device");
   const PackLayout layout(tensors, indices, denseForDevice);
   at::Tensor pinned = stagingBuffer(layout.total, target);
   layout.packInto(pinned);

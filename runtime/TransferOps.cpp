@@ -5,6 +5,7 @@
 // boundaries move nothing: the region's ops run where the tensors are.
 #include "BatchedTransfer.h"
 #include "HostParamCache.h"
+#include "ProfileScope.h"
 #include "StandInDevice.h"
 
 #include <rdna1/Backend.h>
@@ -48,6 +49,7 @@ std::vector<c10::Device> savedDevices(AutogradContext *ctx) {
 // requires_grad from the others.
 variable_list freshOutputs(AutogradContext *ctx, at::TensorList inputs,
                            std::vector<at::Tensor> outputs) {
+  RDNA1_PROFILE_SCOPE("rdna1::fresh_outputs");
   variable_list constant;
   for (size_t i = 0; i < outputs.size(); ++i) {
     if (!outputs[i].defined())
@@ -96,6 +98,7 @@ public:
                         toHost ? batchedToHost(tensors) : batchedToDevices(tensors, targets));
   }
   static variable_list backward(AutogradContext *ctx, variable_list grads) {
+    RDNA1_PROFILE_SCOPE("rdna1::move_gradients");
     // As a TensorList: autograd tracks tensor and TensorList arguments, not vectors.
     variable_list out = MoveFunction::apply(at::TensorList(grads), savedDevices(ctx));
     out.emplace_back(); // no gradient for the targets
