@@ -42,9 +42,11 @@ const std::unordered_map<c10::Symbol, OpClass> &opClasses() {
                              "avg_pool3d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
                              "adaptive_avg_pool3d", "adaptive_max_pool2d", "mean"})
       m->emplace(aten(name), OpClass::Shrinking);
-    for (const char *name :
-         {"flatten", "view", "reshape", "permute", "transpose", "squeeze", "unsqueeze", "cat",
-          "stack", "constant_pad_nd", "pad", "chunk", "split"})
+    // Not aten::view: host tensors are channels-last, where the view of the
+    // model's layout may not exist (ReshapeInsteadOfView turns the views that
+    // nothing writes to into reshapes, which are hosted).
+    for (const char *name : {"flatten", "reshape", "permute", "transpose", "squeeze", "unsqueeze",
+                             "cat", "stack", "constant_pad_nd", "pad", "chunk", "split"})
       m->emplace(aten(name), OpClass::Shape);
     for (const char *name : {"upsample_nearest1d", "upsample_nearest2d", "upsample_bilinear2d"})
       m->emplace(aten(name), OpClass::Growing);

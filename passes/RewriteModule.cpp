@@ -6,6 +6,7 @@
 #include "LowerConvolutionBackward.h"
 #include "LowerConvolutions.h"
 #include "OutlineEvalPath.h"
+#include "ReshapeInsteadOfView.h"
 #include "SetDefaultBackend.h"
 #include "SpecializeEvalPath.h"
 #include "SpecializeModuleFlags.h"
@@ -186,6 +187,10 @@ void insertRegions(torch::jit::Module &module, const RewriteOptions &options,
     const auto frozen = SpecializeModuleFlags(module, graph);
     if (!frozen.empty())
       decisions.push_back(name + ": " + describeFrozen(frozen));
+    if (const int views = ReshapeInsteadOfView(graph))
+      decisions.push_back(name + ": " + std::to_string(views) +
+                          " views written nowhere turned into reshapes (host tensors are "
+                          "channels-last, where the view may not exist)");
     const bool copies = name == "forward" && CanOutlineEvalPath(module, name);
     const RegionMode mode = options.regionMode;
     const bool perMode = options.trainingRegionMode &&

@@ -202,6 +202,19 @@ std::vector<at::Tensor> batchedToDevices(at::TensorList tensors,
   return out;
 }
 
+at::Tensor inLayoutOf(const at::Tensor &tensor, const at::Tensor &like) {
+  if (!tensor.defined() || (tensor.dim() != 4 && tensor.dim() != 5))
+    return tensor;
+  const auto likeFormat =
+      like.defined() ? like.suggest_memory_format() : at::MemoryFormat::Contiguous;
+  const bool channelsLast = likeFormat == at::MemoryFormat::ChannelsLast ||
+                            likeFormat == at::MemoryFormat::ChannelsLast3d;
+  const at::MemoryFormat format = !channelsLast       ? at::MemoryFormat::Contiguous
+                                  : tensor.dim() == 4 ? at::MemoryFormat::ChannelsLast
+                                                      : at::MemoryFormat::ChannelsLast3d;
+  return tensor.is_contiguous(format) ? tensor : tensor.contiguous(format);
+}
+
 std::vector<at::Tensor> packRoundTripForTests(at::TensorList tensors, bool channelsLast) {
   std::vector<at::Tensor> out(tensors.begin(), tensors.end());
   std::vector<size_t> indices;

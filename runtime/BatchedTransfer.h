@@ -25,6 +25,13 @@ std::vector<at::Tensor> batchedToHost(at::TensorList tensors);
 std::vector<at::Tensor> batchedToDevices(at::TensorList tensors,
                                          const std::vector<c10::Device> &devices);
 
+// `tensor` in the memory format a device op beside `like` would have given it:
+// 4-d and 5-d tensors channels-last when `like` is, else contiguous; other
+// tensors as they are. Host results arrive channels-last (the layout the host
+// convolutions run fastest in), and code after a region may depend on strides
+// (x.view(n, -1) fails on a channels-last x). A copy only where strides differ.
+at::Tensor inLayoutOf(const at::Tensor &tensor, const at::Tensor &like);
+
 // For tests only (CI has no GPU, where the functions above pass every tensor
 // through): packs the defined `tensors` (all on one device) into one byte
 // buffer on that device and unpacks them from it, with the same layout, packing

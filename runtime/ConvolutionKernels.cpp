@@ -8,6 +8,7 @@
 // composition of differentiable ATen ops, whose backward autograd derives. The
 // other ops are compositions of differentiable ATen ops and rdna1::conv, so
 // autograd (and double backward) comes for free.
+#include "BatchedTransfer.h"
 #include "Counters.h"
 #include "HostConvolution.h"
 #include "NativeConvolution.h"
@@ -26,10 +27,30 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
+// An absent bias as an undefined tensor, so it can sit in a TensorList.
+at::Tensor orUndefined(const c10::optional<at::Tensor> &t) {
+  return t ? *t : at::Tensor();
+}
+
+c10::optional<at::Tensor> optionalOf(const at::Tensor &t) {
+  return t.defined() ? c10::optional<at::Tensor>(t) : c10::nullopt;
+}
+
+// The host result on the caller's device, laid out as a convolution there
+// would lay it out: channels-last when the caller's weight or input is (the
+// rule of cuDNN, MIOpen and oneDNN), else contiguous, whatever layout the host
+// computed in.
+at::Tensor onDeviceOf(const at::Tensor &out, const at::Tensor &input, const at::Tensor &weight) {
+  const bool weightChannelsLast =
+      weight.suggest_memory_format() == at::MemoryFormat::ChannelsLast ||
+      weight.suggest_memory_format() == at::MemoryFormat::ChannelsLast3d;
+  return inLayoutOf(toDevice(out, input.device()), weightChannelsLast ? weight : input);
+}
+
 at::Tensor convOnHost(const at::Tensor &input, const at::Tensor &weight,
                       const c10::optional<at::Tensor> &bias, const ConvolutionArgs &args) {
-  at::Tensor out = hostConvolution(toHost(input), toHost(weight), toHost(bias), args);
-  return toDevice(out, input.device());
+  const std::vector<at::Tensor> host = toHost({input, weight, orUndefined(bias)});
+  return onDeviceOf(hostConvolution(host[0], host[1], optionalOf(host[2]), args), input, weight);
 }
 
 // The convolution where it is: the device backend's native kernels, or ATen's.
@@ -59,10 +80,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor>
 convBackwardOnHost(const at::Tensor &gradOutput, const at::Tensor &input, const at::Tensor &weight,
                    c10::OptionalIntArrayRef biasSizes, const ConvolutionArgs &args,
                    std::array<bool, 3> outputMask, c10::Device biasDevice) {
-  auto [gradInput, gradWeight, gradBias] = hostConvolutionBackward(
-      toHost(gradOutput), toHost(input), toHost(weight), biasSizes, args, outputMask);
-  return {toDevice(gradInput, input.device()), toDevice(gradWeight, weight.device()),
-          toDevice(gradBias, biasDevice)};
+  const std::vector<at::Tensor> host = toHost({gradOutput, input, weight});
+  auto [gradInput, gradWeight, gradBias] =
+      hostConvolutionBackward(host[0], host[1], host[2], biasSizes, args, outputMask);
+  const std::vector<at::Tensor> moved =
+      toDevices({gradInput, gradWeight, gradBias}, {input.device(), weight.device(), biasDevice});
+  return {moved[0], moved[1], moved[2]};
 }
 
 // Saved for backward: the caller's input and weight (for double backward,
@@ -73,9 +96,10 @@ public:
   static at::Tensor forward(AutogradContext *ctx, const at::Tensor &input, const at::Tensor &weight,
                             const c10::optional<at::Tensor> &bias, const ConvolutionArgs &args) {
     at::AutoDispatchBelowADInplaceOrView belowAutograd;
-    const at::Tensor hostInput = toHost(input);
-    const at::Tensor hostWeight = toHost(weight);
-    at::Tensor out = hostConvolution(hostInput, hostWeight, toHost(bias), args);
+    const std::vector<at::Tensor> host = toHost({input, weight, orUndefined(bias)});
+    const at::Tensor &hostInput = host[0];
+    const at::Tensor &hostWeight = host[1];
+    at::Tensor out = hostConvolution(hostInput, hostWeight, optionalOf(host[2]), args);
     const bool hasBias = bias && bias->defined();
     ctx->save_for_backward({input, weight, hostInput, hostWeight});
     ctx->saved_data["stride"] = args.stride;
@@ -86,7 +110,7 @@ public:
     ctx->saved_data["groups"] = args.groups;
     ctx->saved_data["bias_size"] = hasBias ? bias->size(0) : int64_t{-1};
     ctx->saved_data["bias_device"] = hasBias ? bias->device() : input.device();
-    return toDevice(out, input.device());
+    return onDeviceOf(out, input, weight);
   }
 
   static variable_list backward(AutogradContext *ctx, variable_list gradOutputs) {
@@ -110,11 +134,14 @@ public:
     const bool differentiable = at::GradMode::is_enabled();
     const at::Tensor &input = saved[differentiable ? 0 : 2];
     const at::Tensor &weight = saved[differentiable ? 1 : 3];
+    const std::vector<at::Tensor> host = toHost({gradOutputs[0], input, weight});
     auto [gradInput, gradWeight, gradBias] = hostConvolutionBackward(
-        toHost(gradOutputs[0]), toHost(input), toHost(weight),
-        hasBias ? c10::OptionalIntArrayRef(biasSizes) : c10::nullopt, args, mask);
-    return {toDevice(gradInput, saved[0].device()), toDevice(gradWeight, saved[1].device()),
-            toDevice(gradBias, ctx->saved_data["bias_device"].toDevice()), at::Tensor()};
+        host[0], host[1], host[2], hasBias ? c10::OptionalIntArrayRef(biasSizes) : c10::nullopt,
+        args, mask);
+    const std::vector<at::Tensor> moved =
+        toDevices({gradInput, gradWeight, gradBias}, {saved[0].device(), saved[1].device(),
+                                                      ctx->saved_data["bias_device"].toDevice()});
+    return {moved[0], moved[1], moved[2], at::Tensor()};
   }
 };
 

@@ -7,16 +7,22 @@
 #include <c10/core/Device.h>
 #include <c10/util/Optional.h>
 
+#include <vector>
+
 namespace rdna1 {
 
-// The tensor on the host; the same tensor when it is already there (a copy
-// while the stand-in device is on, StandInDevice.h).
+// The tensors on the host, in one pinned DMA (batchedToHost); each the same
+// tensor when it is already there (a copy while the stand-in device is on,
+// StandInDevice.h). Under grad mode a tensor that requires grad crosses by a
+// copy autograd records instead, so a backward can be differentiated again.
+std::vector<at::Tensor> toHost(at::TensorList tensors);
 at::Tensor toHost(const at::Tensor &tensor);
 c10::optional<at::Tensor> toHost(const c10::optional<at::Tensor> &tensor);
 
-// The tensor on `device`; the same tensor when it is already there (a copy
-// while the stand-in device is on).
-// Undefined tensors pass through (absent gradients).
+// Each host tensor on `devices[i]`, in one pinned DMA per device
+// (batchedToDevices), with toHost's exceptions. Undefined tensors pass through
+// (absent gradients).
+std::vector<at::Tensor> toDevices(at::TensorList tensors, const std::vector<c10::Device> &devices);
 at::Tensor toDevice(const at::Tensor &tensor, c10::Device device);
 
 } // namespace rdna1

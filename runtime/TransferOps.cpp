@@ -123,10 +123,19 @@ std::vector<at::Tensor> toHostKernel(at::TensorList tensors) {
   return regionOnHost(tensors) ? batchedToHost(tensors) : tensors.vec();
 }
 
+// Results of a region, on the device, in the layout the model would have given
+// them there (inLayoutOf): the change happens on the device, where it is cheap.
+std::vector<at::Tensor> eachInLayoutOf(std::vector<at::Tensor> tensors, const at::Tensor &like) {
+  for (at::Tensor &t : tensors)
+    t = inLayoutOf(t, like);
+  return tensors;
+}
+
 std::vector<at::Tensor> toDeviceKernel(at::TensorList tensors, const at::Tensor &like) {
   if (!regionOnHost({like}))
     return tensors.vec();
-  return batchedToDevices(tensors, std::vector<c10::Device>(tensors.size(), like.device()));
+  return eachInLayoutOf(
+      batchedToDevices(tensors, std::vector<c10::Device>(tensors.size(), like.device())), like);
 }
 
 std::vector<at::Tensor> hostParamsKernel(at::TensorList params) {
@@ -145,7 +154,8 @@ std::vector<at::Tensor> toDeviceAutograd(at::TensorList tensors, const at::Tenso
   if (!regionOnHost({like}) ||
       allOn(tensors, std::vector<c10::Device>(tensors.size(), like.device())))
     return tensors.vec();
-  return MoveFunction::apply(tensors, std::vector<c10::Device>(tensors.size(), like.device()));
+  return eachInLayoutOf(
+      MoveFunction::apply(tensors, std::vector<c10::Device>(tensors.size(), like.device())), like);
 }
 
 std::vector<at::Tensor> hostParamsAutograd(at::TensorList params) {

@@ -89,5 +89,89 @@ class StandInTrainingStateTest(unittest.TestCase):
         self.assertGreater(counters['param_copies'] + counters['param_hits'], 0)
 
 
+class TutorialNet(torch.nn.Module):
+    """The CIFAR-10 tutorial's network, with a norm: it flattens a feature map with x.view(-1, n),
+    which only works on the layout the model made (host tensors are channels-last)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(3, 6, 5)
+        self.pool = torch.nn.MaxPool2d(2, 2)
+        self.conv2 = torch.nn.Conv2d(6, 16, 5)
+        self.norm = torch.nn.BatchNorm2d(16)
+        self.fc = torch.nn.Linear(16 * 5 * 5, 10)
+
+    def forward(self, x):
+        x = self.pool(torch.relu(self.conv1(x)))
+        features = self.pool(torch.relu(self.norm(self.conv2(x))))
+        return self.fc(features.view(-1, 16 * 5 * 5)), features
+
+
+class StandInLayoutTest(unittest.TestCase):
+    """On the stand-in device tensors cross as on a GPU: channels-last on the host. A model that
+    views a feature map must still run, and what it gets back must have the layout it made."""
+
+    @classmethod
+    def setUpClass(cls):
+        rdna1.set_stand_in_device(True)
+        cls.dir = tempfile.mkdtemp()
+        torch.manual_seed(0)
+        cls.model = TutorialNet().double()
+        cls.source = os.path.join(cls.dir, 'tutorial.pt')
+        torch.jit.script(cls.model).save(cls.source)
+        cls.x = torch.randn(4, 3, 32, 32, dtype=torch.double)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.dir, ignore_errors=True)
+        rdna1.set_stand_in_device(False)
+
+    def rewritten(self, *options):
+        out = os.path.join(self.dir, 'tutorial' + ''.join(options).replace('-', '_') + '.rdna1.pt')
+        result = rewrite(*options, self.source, out)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        return rdna1.load(out)
+
+    def test_viewed_feature_map_in_every_mode(self):
+        original = torch.jit.load(self.source)
+        for options in (['--regions=auto'], ['--regions=max'], ['--regions=conv'],
+                        ['--regions=per-op'], ['--regions=auto', '--train-regions=auto']):
+            for training in (False, True):
+                with self.subTest(options=options, training=training):
+                    rewritten = self.rewritten(*options)
+                    rewritten.load_state_dict(original.state_dict())
+                    want, got = original.train(training), rewritten.train(training)
+                    (logits, features), (want_logits, want_features) = got(self.x), want(self.x)
+                    torch.testing.assert_close(logits, want_logits, rtol=1e-9, atol=1e-9)
+                    self.assertEqual(features.is_contiguous(), want_features.is_contiguous())
+                    if training:
+                        got.zero_grad()
+                        want.zero_grad()
+                        logits.square().sum().backward()
+                        want_logits.square().sum().backward()
+                        for (name, a), b in zip(got.named_parameters(), want.parameters()):
+                            torch.testing.assert_close(a.grad, b.grad, rtol=1e-9, atol=1e-9,
+                                                       msg=lambda m, name=name: f'{name}: {m}')
+
+    def test_channels_last_model_gets_channels_last_back(self):
+        # (The tutorial's view fails on a channels-last model in PyTorch itself.)
+        model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
+                                    torch.nn.Conv2d(8, 8, 3)).double().eval()
+        source = os.path.join(self.dir, 'features.pt')
+        torch.jit.script(model).save(source)
+        original = torch.jit.load(source).to(memory_format=torch.channels_last)
+        x = self.x.contiguous(memory_format=torch.channels_last)
+        want = original(x)
+        self.assertTrue(want.is_contiguous(memory_format=torch.channels_last))
+        for regions in ('auto', 'per-op'):
+            with self.subTest(regions=regions):
+                out = os.path.join(self.dir, f'features_{regions}.rdna1.pt')
+                result = rewrite(f'--regions={regions}', source, out)
+                self.assertEqual(result.returncode, 0, result.stderr)
+                got = rdna1.load(out).to(memory_format=torch.channels_last).eval()(x)
+                torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-9)
+                self.assertTrue(got.is_contiguous(memory_format=torch.channels_last))
+
+
 if __name__ == '__main__':
     unittest.main()

@@ -947,7 +947,7 @@ TEST(InsertHostRegions, WriteToRegionInputBetweenListNodesEndsRegion) {
 // copies, and a later write through one would miss the other: no region.
 TEST(InsertHostRegions, ResultsSharingStorageDropTheRegion) {
   auto graph = parseBody(conv("c1", "x") + R"IR(
-  %v : Tensor = aten::view(%c1, %ones)
+  %v : Tensor = aten::reshape(%c1, %ones)
   %r : Tensor = aten::relu_(%v)
   return (%c1, %r)
 )IR");
