@@ -4,6 +4,7 @@
 #include "HostOpPolicy.h"
 #include "RegionCostModel.h"
 #include "RegionValues.h"
+#include "StorageWrites.h"
 
 #include <torch/csrc/jit/ir/alias_analysis.h>
 
@@ -78,6 +79,19 @@ bool sharesItsInput(const Node *node) {
 }
 
 // A view-like op: its result may share the storage of its first input.
+// Ops that share their input's storage or copy it depending on its strides.
+// Host tensors are channels-last, so on the host they may copy where the
+// model's shares, and a later write through one would miss the other: they
+// are hosted only where nothing writes to that storage.
+Reason stridesDecideSharing(Node *node) {
+  static const std::unordered_set<c10::Symbol> kinds{c10::aten::reshape, c10::aten::flatten,
+                                                     c10::aten::contiguous};
+  if (!kinds.count(node->kind()) || !StorageMayBeWritten(node->output()))
+    return std::nullopt;
+  return std::string("it shares its input's storage or copies it by strides, which differ on the "
+                     "host (channels-last), and something writes to that storage");
+}
+
 bool mayViewItsInput(const Node *node, c10::optional<OpClass> cls) {
   static const c10::Symbol contiguous = c10::Symbol::fromQualString("aten::contiguous");
   return cls == OpClass::Shape || node->kind() == contiguous;
@@ -247,6 +261,8 @@ private:
     if (viewsRegionInput(node, *cls, region))
       return std::string("it views a tensor from outside the region (writes through the view "
                          "would miss the host copy)");
+    if (Reason sharing = stridesDecideSharing(node))
+      return sharing;
     if (*cls == OpClass::Norm && !normAllowed(node))
       return std::string("its running statistics are not module buffers that can be copied "
                          "back");
@@ -316,6 +332,8 @@ private:
     if (mayViewItsInput(n, cls) && !n->inputs().empty() && !isWithin(n->input(0)->node(), branch) &&
         !region.internal.count(n->input(0)))
       return std::string("it views a tensor from outside the region");
+    if (Reason sharing = stridesDecideSharing(n))
+      return sharing;
     return std::nullopt;
   }
 

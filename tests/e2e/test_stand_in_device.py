@@ -107,6 +107,22 @@ class TutorialNet(torch.nn.Module):
         return self.fc(features.view(-1, 16 * 5 * 5)), features
 
 
+class WriteThroughReshape(torch.nn.Module):
+    """reshape of a contiguous feature map shares its storage, and the write through it reaches
+    the second convolution; on the channels-last host a hosted reshape would copy instead."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(3, 8, 3)
+        self.conv2 = torch.nn.Conv2d(8, 4, 3)
+
+    def forward(self, x):
+        c = self.conv1(x)
+        flat = c.reshape(c.size(0), -1)
+        flat.add_(1.0)
+        return self.conv2(c), flat
+
+
 class StandInLayoutTest(unittest.TestCase):
     """On the stand-in device tensors cross as on a GPU: channels-last on the host. A model that
     views a feature map must still run, and what it gets back must have the layout it made."""
@@ -152,6 +168,20 @@ class StandInLayoutTest(unittest.TestCase):
                         for (name, a), b in zip(got.named_parameters(), want.parameters()):
                             torch.testing.assert_close(a.grad, b.grad, rtol=1e-9, atol=1e-9,
                                                        msg=lambda m, name=name: f'{name}: {m}')
+
+    def test_write_through_a_reshape_reaches_its_base(self):
+        source = os.path.join(self.dir, 'write_through_reshape.pt')
+        torch.jit.script(WriteThroughReshape().double().eval()).save(source)
+        original = torch.jit.load(source)
+        want = original(self.x)
+        for regions in ('auto', 'max', 'per-op'):
+            with self.subTest(regions=regions):
+                out = os.path.join(self.dir, f'write_through_reshape_{regions}.rdna1.pt')
+                result = rewrite(f'--regions={regions}', source, out)
+                self.assertEqual(result.returncode, 0, result.stderr)
+                got = rdna1.load(out)(self.x)
+                for a, b in zip(got, want):
+                    torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
 
     def test_channels_last_model_gets_channels_last_back(self):
         # (The tutorial's view fails on a channels-last model in PyTorch itself.)

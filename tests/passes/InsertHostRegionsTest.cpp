@@ -947,7 +947,7 @@ TEST(InsertHostRegions, WriteToRegionInputBetweenListNodesEndsRegion) {
 // copies, and a later write through one would miss the other: no region.
 TEST(InsertHostRegions, ResultsSharingStorageDropTheRegion) {
   auto graph = parseBody(conv("c1", "x") + R"IR(
-  %v : Tensor = aten::reshape(%c1, %ones)
+  %v : Tensor = aten::unsqueeze(%c1, %one)
   %r : Tensor = aten::relu_(%v)
   return (%c1, %r)
 )IR");
@@ -955,6 +955,42 @@ TEST(InsertHostRegions, ResultsSharingStorageDropTheRegion) {
   EXPECT_EQ(stats.regions, 0) << *graph;
   EXPECT_TRUE(logged(stats, "results alias its inputs or each other"))
       << c10::Join("\n", stats.decisions);
+}
+
+// A reshape shares its input's storage or copies it depending on strides, and
+// host tensors are channels-last: with a write through it, the host's copy
+// would miss the conv result the model changes. It stays on the device.
+TEST(InsertHostRegions, WrittenReshapeStaysOnTheDevice) {
+  auto graph = parseBody(conv("c1", "x") + R"IR(
+  %v : Tensor = aten::reshape(%c1, %ones)
+  %r : Tensor = aten::add_(%v, %one, %one)
+)IR" + conv("c2", "c1", "w2", "b2") +
+                         "  return (%c2, %r)\n");
+  const RegionStats stats = run(graph, RegionMode::Max);
+  EXPECT_TRUE(logged(stats, "aten::reshape: it shares its input's storage or copies it by "
+                            "strides, which differ on the host (channels-last), and something "
+                            "writes to that storage"))
+      << c10::Join("\n", stats.decisions);
+  // The write happens on the device, and the second convolution sees it.
+  FileCheck()
+      .check(kToDevice + "(")
+      ->check("aten::reshape(")
+      ->check("aten::add_(%v")
+      ->check(kToHost + "(")
+      ->check("%c2 : Tensor = rdna1::conv(")
+      ->run(*graph);
+}
+
+// With nothing writing to it, a reshape is hosted.
+TEST(InsertHostRegions, UnwrittenReshapeIsHosted) {
+  auto graph = parseBody(conv("c1", "x") + R"IR(
+  %v : Tensor = aten::reshape(%c1, %ones)
+  %r : Tensor = aten::relu(%v)
+  return (%r)
+)IR");
+  const RegionStats stats = run(graph, RegionMode::Max);
+  EXPECT_EQ(stats.regions, 1) << c10::Join("\n", stats.decisions);
+  FileCheck().check(kToHost + "(")->check("aten::reshape(")->check(kToDevice + "(")->run(*graph);
 }
 
 // --- decisions ---------------------------------------------------------------------------
