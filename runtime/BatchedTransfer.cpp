@@ -80,12 +80,6 @@ at::Tensor denseForDevice(const at::Tensor &input) {
                           at::MemoryFormat::Contiguous);
 }
 
-void synchronizeCurrentStream(c10::Device device) {
-  RDNA1_PROFILE_SCOPE("rdna1::wait_for_bus");
-  if (!device.is_cpu()) // the stand-in device copies synchronously
-    c10::impl::getDeviceGuardImpl(device.type())->getStream(device).synchronize();
-}
-
 // Staging memory for a DMA with `device`: pinned, except for the stand-in
 // device (the host itself), where pinning would need a GPU runtime.
 at::Tensor stagingBuffer(int64_t bytes, c10::Device device) {
@@ -177,6 +171,12 @@ void packToDevice(at::TensorList tensors, const std::vector<size_t> &indices, c1
 }
 
 } // namespace
+
+void synchronizeCurrentStream(c10::Device device) {
+  RDNA1_PROFILE_SCOPE("rdna1::wait_for_bus");
+  if (!device.is_cpu()) // the stand-in device copies synchronously
+    c10::impl::getDeviceGuardImpl(device.type())->getStream(device).synchronize();
+}
 
 std::vector<at::Tensor> batchedToHost(at::TensorList tensors) {
   std::vector<at::Tensor> out(tensors.begin(), tensors.end());

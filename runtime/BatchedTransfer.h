@@ -25,6 +25,10 @@ std::vector<at::Tensor> batchedToHost(at::TensorList tensors);
 std::vector<at::Tensor> batchedToDevices(at::TensorList tensors,
                                          const std::vector<c10::Device> &devices);
 
+// Waits for the work queued on `device`'s current stream (a DMA included); the
+// stand-in device copies synchronously, so nothing to wait for there.
+void synchronizeCurrentStream(c10::Device device);
+
 // `tensor` in the memory format a device op beside `like` would have given it:
 // 4-d and 5-d tensors channels-last when `like` is, else contiguous; other
 // tensors as they are. Host results arrive channels-last (the layout the host

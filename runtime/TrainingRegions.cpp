@@ -1,11 +1,11 @@
 #include "TrainingRegions.h"
 
+#include "BatchedTransfer.h"
 #include "Counters.h"
 
 #include <rdna1/Backend.h>
 
 #include <ATen/ATen.h>
-#include <c10/core/impl/DeviceGuardImplInterface.h>
 
 #include <algorithm>
 #include <chrono>
@@ -24,13 +24,12 @@ constexpr int kRepeats = 3;
 
 // The best of kRepeats copies of `source` into `target`, in GB/s.
 double bestCopyGBps(const at::Tensor &target, const at::Tensor &source, c10::Device device) {
-  const auto *guard = c10::impl::getDeviceGuardImpl(device.type());
   double best = 0;
   for (int i = 0; i < kRepeats; ++i) {
-    guard->getStream(device).synchronize();
+    synchronizeCurrentStream(device);
     const auto start = std::chrono::steady_clock::now();
     target.copy_(source, /*non_blocking=*/true);
-    guard->getStream(device).synchronize();
+    synchronizeCurrentStream(device);
     const std::chrono::duration<double> seconds = std::chrono::steady_clock::now() - start;
     best = std::max(best, static_cast<double>(kProbeBytes) / 1e9 / seconds.count());
   }
