@@ -98,7 +98,15 @@ torch::jit::Module loadModel(const std::string &path, torch::jit::ExtraFilesMap 
     // Convolutions run on the host anyway; CPU loading also works on machines without a GPU.
     return torch::jit::load(path, torch::kCPU, extra);
   } catch (const std::exception &error) {
-    throw ToolError(kExitBadInput, "cannot load '" + path + "': " + describe(error));
+    // A malformed archive can drive libtorch into undefined behaviour: it
+    // crashes (CrashIsolation reports that) or throws an empty message.
+    const std::string why = describe(error);
+    throw ToolError(kExitBadInput,
+                    "cannot load '" + path + "': " +
+                        (why.find_first_not_of(" \t\r\n") == std::string::npos
+                             ? "libtorch failed reading it without saying why; the archive is "
+                               "malformed"
+                             : why));
   }
 }
 

@@ -43,6 +43,7 @@ class BadInputTest(unittest.TestCase):
         self.assertEqual(set(os.listdir(self.dir)), files_before, 'output or temporary file left behind')
         if unchanged:
             self.assertEqual(digest(unchanged), digest_before, 'input file changed')
+        return lines[0]
 
     def test_missing_file(self):
         self.assertFailsCleanly(['missing.pt', self.out], EXIT_BAD_INPUT, "cannot read 'missing.pt': no such file")
@@ -109,15 +110,17 @@ class BadInputTest(unittest.TestCase):
 
     def test_archives_that_crash_libtorch(self):
         # libtorch 1.13 segfaults or aborts loading these (tests/e2e/data/README.md); the tool
-        # rewrites in a child process and reports the crash.
+        # rewrites in a child process and reports the crash. The segfault is undefined behaviour:
+        # now and then libtorch throws an empty message instead, which the tool words too.
         for name, signal in (('libtorch-segv-class-constant.pt', 'Segmentation fault'),
                              ('libtorch-abort-debug-records.pt', 'Aborted')):
             with self.subTest(archive=name):
                 path = os.path.join(self.dir, name)
                 shutil.copy(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'data', name), path)
-                self.assertFailsCleanly([path, self.out], EXIT_BAD_INPUT,
-                                        f'libtorch crashed reading it ({signal}); the archive is malformed',
-                                        unchanged=path)
+                line = self.assertFailsCleanly([path, self.out], EXIT_BAD_INPUT,
+                                               'the archive is malformed', unchanged=path)
+                self.assertTrue(f'libtorch crashed reading it ({signal});' in line or
+                                'libtorch failed reading it without saying why;' in line, line)
 
     def test_torch_save_pickle(self):
         path = os.path.join(self.dir, 'state.pt')
