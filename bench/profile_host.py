@@ -71,6 +71,9 @@ def main():
     parser.add_argument('--jobs', default='shufflenet_v2_x1_0:8,resnet50:8')
     parser.add_argument('--train-jobs', default='', help='model:batch pairs: training steps')
     parser.add_argument('--top', type=int, default=15)
+    parser.add_argument('--train-also', default='',
+                        help='comma-separated --regions modes (per-op, conv, max) whose training step '
+                             'joins the alternation beside the default rewrite and the CPU')
     args = parser.parse_args()
     rdna1.set_backend('host')
     device = 'cuda'
@@ -112,26 +115,31 @@ def main():
                 for key, ms, count in events[:args.top]:
                     print(f'  {ms:8.2f} ms  x{count:<4d} {key}')
         for job in filter(None, args.train_jobs.split(',')):
-            profile_training(*job.split(':'), work, device, args.top)
+            profile_training(*job.split(':'), work, device, args.top,
+                             [m for m in args.train_also.split(',') if m])
 
 
-def profile_training(name, batch, work, device, top):
+def profile_training(name, batch, work, device, top, also=()):
     """One SGD step of the default rewrite (the copy the runtime takes) beside the whole model
-    trained on the CPU in channels-last: time in alternation, then each profiled."""
+    trained on the CPU in channels-last (and files rewritten with the `also` modes): time in
+    alternation, then each profiled."""
     eager, _, load_ours, shape, how, summary = benchmark.build(name, work, device)
     ours = benchmark.training_step(load_ours().train())
     cpu = benchmark.training_step(copy.deepcopy(eager).to(memory_format=torch.channels_last).train())
     ours_input = benchmark.make_inputs(shape, int(batch), device)
     cpu_input = benchmark.make_inputs(shape, int(batch), 'cpu', True)
-    ms = benchmark.time_alternating({'ours (host backend)': (ours, ours_input, device),
-                                     'cpu, channels-last': (cpu, cpu_input, 'cpu')})
+    runs = {'ours (host backend)': (ours, ours_input, device),
+            'cpu, channels-last': (cpu, cpu_input, 'cpu')}
+    for mode in also:
+        load_mode = benchmark.build(name, work, device, mode)[2]
+        runs[f'ours, --regions={mode}'] = (benchmark.training_step(load_mode().train()), ours_input, device)
+    ms = benchmark.time_alternating(runs)
     print(f'\n## {name} ({how}) b{batch}, training step: ms, timed in alternation: ' +
           ', '.join(f'{k} {v:.1f}' for k, v in ms.items()))
     counts = benchmark.counters_per_call(ours, ours_input)
     print('runtime counters per step (ours): ' + ', '.join(f'{k} {v:g}' for k, v in counts.items() if v))
     print(f'\n## {name} ({how}) b{batch}, training step: self CPU ms per step, summed over ops')
-    for label, (step, make, on) in {'ours (host backend)': (ours, ours_input, device),
-                                    'cpu, channels-last': (cpu, cpu_input, 'cpu')}.items():
+    for label, (step, make, on) in runs.items():
         events, total, faults = profile(step, make, on)
         print(f'\n{label}: {total:.1f} ms in all, {faults:.0f} minor page faults per step')
         for key, ms_, count in events[:top]:
