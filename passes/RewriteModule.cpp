@@ -111,23 +111,27 @@ void addDecisions(const std::string &method, RegionStats &stats,
     decisions.push_back(std::string(method).append(": ").append(decision));
 }
 
-// The copies of `name` and their region modes, once split and outlined.
-std::vector<std::pair<std::string, RegionMode>> copiesPerMode(const std::string &name,
-                                                              RegionMode evalMode,
-                                                              RegionMode trainingMode,
-                                                              bool convCopyByBus, bool evalCopy) {
+// The copies of `name` that get regions, and their modes, once split and
+// outlined. The conv training copy gets none: a convolution outside any region
+// is one autograd node that moves its operands in one DMA each way and runs its
+// backward whole on the device's autograd thread, where a region per
+// convolution is three nodes whose backward hands work between that thread and
+// the caller's (measured in bench/RESULTS.md, seventh session).
+std::vector<std::pair<std::string, RegionMode>> copiesWithRegions(const std::string &name,
+                                                                  RegionMode evalMode,
+                                                                  RegionMode trainingMode,
+                                                                  bool evalCopy) {
   std::vector<std::pair<std::string, RegionMode>> copies{{trainingCopyName(name), trainingMode}};
   if (evalCopy)
     copies.emplace_back(evalCopyName(name), evalMode);
-  if (convCopyByBus)
-    copies.emplace_back(convTrainingCopyName(name), RegionMode::ConvOnly);
   return copies;
 }
 
 // Method `name` (inlined) split into a copy for training and one for eval mode,
 // outlined, each given regions of its own mode; with `convCopyByBus`, a second
-// training copy with conv regions, chosen at run time. False, and why in
-// `decisions`, when it reads no training flag: then it keeps one body.
+// training copy whose convolutions alone run on the host, each on its own
+// (per-op), chosen at run time. False, and why in `decisions`, when it reads no
+// training flag: then it keeps one body.
 bool insertRegionsPerMode(torch::jit::Module &module, const std::string &name,
                           const std::shared_ptr<torch::jit::Graph> &graph, RegionMode evalMode,
                           RegionMode trainingMode, bool convCopyByBus, ModuleReport &report) {
@@ -147,20 +151,23 @@ bool insertRegionsPerMode(torch::jit::Module &module, const std::string &name,
   }
   torch::jit::Node *splitNode = split.evalBlock->owningNode();
   OutlineEvalPath(module, name, splitNode, evalCopy);
-  if (convCopyByBus)
+  if (convCopyByBus) {
     AddConvTrainingCopy(module, name, splitNode);
+    decisions.push_back(convTrainingCopyName(name) +
+                        ": no regions: each convolution moves its own operands, one autograd "
+                        "node per convolution");
+  }
   decisions.push_back(
       name + ": a copy for training mode with " + training + " regions" +
-      (convCopyByBus ? " (conv where the runtime finds the bus fast enough)" : "") +
+      (convCopyByBus ? " (conv: convolutions alone on the host, each on its own, where the runtime "
+                       "finds the bus fast enough)"
+                     : "") +
       (evalCopy ? " and one for eval mode with " + std::string(regionModeName(evalMode))
                 : "; eval mode takes the auto copy (an eval copy would save no crossing)") +
       ", chosen by its " + std::to_string(split.flags) + " training flags");
-  for (const auto &[copy, mode] :
-       copiesPerMode(name, evalMode, trainingMode, convCopyByBus, evalCopy)) {
+  for (const auto &[copy, mode] : copiesWithRegions(name, evalMode, trainingMode, evalCopy)) {
     RegionStats stats = InsertHostRegions(module.get_method(copy).graph(), mode);
     report.regions += stats.regions;
-    if (copy == convTrainingCopyName(name))
-      report.convCopyRegions += stats.regions;
     addDecisions(copy, stats, decisions);
   }
   return true;

@@ -33,9 +33,10 @@ struct RewriteOptions {
   // split into a training and an eval copy (OutlineEvalPath.h) whenever it
   // reads a training flag, each with regions of its own mode.
   std::optional<RegionMode> trainingRegionMode;
-  // With trainingRegionMode: a second training copy with conv regions, which
-  // the runtime takes instead where the bus is fast enough for them
-  // (AddConvTrainingCopy, rdna1::train_with_conv_regions).
+  // With trainingRegionMode: a second training copy with convolutions alone
+  // on the host, each on its own (no regions), which the runtime takes instead
+  // where the bus is fast enough for it (AddConvTrainingCopy,
+  // rdna1::train_with_conv_regions).
   bool convTrainingCopyByBus = false;
   // Baked into the module's own methods (SetDefaultBackend.h); "auto" bakes nothing.
   std::string defaultBackend = "auto";
@@ -44,7 +45,6 @@ struct RewriteOptions {
 struct ModuleReport {
   std::vector<MethodReport> methods; // those with anything to report
   int regions = 0;                   // host regions inserted
-  int convCopyRegions = 0;           // of which in training mode's conv copies (per bus)
   // Why regions were dropped, cut or trimmed, and which module flags were frozen.
   std::vector<std::string> regionDecisions;
   // Layers as a user counts them: convolution and norm calls in the module's

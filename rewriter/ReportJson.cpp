@@ -58,7 +58,6 @@ std::string reportJson(const passes::ModuleReport &report, const std::string &in
   out += field("convolutions", std::to_string(report.convolutions()));
   out += field("norms", std::to_string(report.norms()));
   out += field("host_regions", std::to_string(report.regions));
-  out += field("host_regions_conv_copy", std::to_string(report.convCopyRegions));
   out += field("default_backend", quoted(report.defaultBackend));
   out += field("region_decisions", strings(report.regionDecisions));
   out += ",\n  \"methods\": [";

@@ -25,12 +25,8 @@ std::string summaryLine(const RewriteOutcome &outcome, const std::string &input,
     line += " and " + plural(report.normLayers, "norm layer");
   line += " (" + plural(report.convolutions() + report.norms(), "code site") + " in " +
           plural(report.methodsChanged(), "method") + ")";
-  // Training mode's conv copy holds a region per convolution: counted apart,
-  // so that the figure says how often the model crosses in the usual copy.
   if (report.regions > 0)
-    line += ", " + plural(report.regions - report.convCopyRegions, "host region");
-  if (report.convCopyRegions > 0)
-    line += " (and " + std::to_string(report.convCopyRegions) + " in the conv training copy)";
+    line += ", " + plural(report.regions, "host region");
   if (report.defaultBackend != "auto")
     line += ", default backend " + report.defaultBackend;
   return line + destination;

@@ -104,7 +104,8 @@ def rewrite(source, output=None, regions='auto', backend='auto', dry_run=False, 
     `output` (atomically; nothing with `dry_run`). With a module, `output` may be omitted and the
     rewritten module is returned in the result (`.module`). `regions`: 'auto', 'per-op', 'max' or
     'conv'; `train_regions`: regions for training mode ('auto', 'max', 'conv', or 'bus': a copy
-    with auto and one with conv regions, the runtime takes conv where it measures a bus of at
+    with auto regions and one with convolutions alone on the host, each on its own (no regions),
+    the runtime takes the latter where it measures a bus of at
     least 18 GB/s each way; forward then gets a copy for each mode; None: 'bus' where `regions`
     is 'auto', else as `regions`); `backend`: the default baked in ('auto', 'host', 'device', 'vendor'); `strict`: refuse
     nodes that would still reach cuDNN/MIOpen instead of warning. Raises RuntimeError with the
@@ -179,8 +180,9 @@ def bus_bandwidth(device):
 
 
 def train_with_conv_regions(device):
-    """Whether training-mode forwards on `device` take their copy with conv regions (files
-    rewritten with train_regions 'bus', the default): RDNA1_TRAIN_REGIONS=auto|conv if set, else
+    """Whether training-mode forwards on `device` take their conv copy (convolutions alone on
+    the host, each on its own; files rewritten with train_regions 'bus', the default):
+    RDNA1_TRAIN_REGIONS=auto|conv if set, else
     the host backend serves `device` and bus_bandwidth(device) is at least 18 GB/s."""
     load_runtime()
     return torch.ops.rdna1.train_with_conv_regions(torch.device(device))

@@ -17,7 +17,8 @@ def main(argv=None):
     parser.add_argument('--regions', default='auto', choices=['auto', 'per-op', 'max', 'conv'])
     parser.add_argument('--train-regions', choices=['auto', 'max', 'conv', 'bus'],
                         help='regions for training mode (forward gets a copy for each mode); bus: a copy with '
-                             'auto and one with conv regions, the runtime takes conv where the bus is at least '
+                             'auto regions and one with convolutions alone on the host, each on its own; the '
+                             'runtime takes the latter where the bus is at least '
                              '18 GB/s each way. Default: bus with --regions=auto, else as --regions')
     parser.add_argument('--backend', default='auto', choices=['auto', 'host', 'device', 'vendor'],
                         help='default backend baked into OUT')

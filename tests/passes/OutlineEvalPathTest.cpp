@@ -223,9 +223,9 @@ public:
   ForcedTrainingRegions &operator=(const ForcedTrainingRegions &) = delete;
 };
 
-// --train-regions=bus: training mode gets a copy with auto and one with conv
-// regions, and forward asks the runtime which to take, per call, for the
-// device of its tensor argument; each copy computes what the original does.
+// --train-regions=bus: training mode gets a copy with auto regions and one
+// whose convolutions alone run on the host, each on its own, and forward asks the runtime which to
+// take, per call, for the device of its tensor argument; each copy computes what the original does.
 TEST(OutlineEvalPath, ConvTrainingCopyIsChosenByTheRuntime) {
   Module original = makeNormNet();
   Module net = makeNormNet();
@@ -235,8 +235,9 @@ TEST(OutlineEvalPath, ConvTrainingCopyIsChosenByTheRuntime) {
   const ModuleReport report = RewriteModule(net, options);
   bool logged = false;
   for (const std::string &decision : report.regionDecisions)
-    logged |= decision.find("forward: a copy for training mode with auto or conv regions (conv "
-                            "where the runtime finds the bus fast enough); eval mode takes the "
+    logged |= decision.find("forward: a copy for training mode with auto or conv regions (conv: "
+                            "convolutions alone on the host, each on its own, where the runtime "
+                            "finds the bus fast enough); eval mode takes the "
                             "auto copy (an eval copy would save no crossing), chosen by its 1 "
                             "training flags") == 0;
   EXPECT_TRUE(logged) << c10::Join("\n", report.regionDecisions);
@@ -253,7 +254,19 @@ TEST(OutlineEvalPath, ConvTrainingCopyIsChosenByTheRuntime) {
       ->check_not("rdna1::to_host")
       ->run(*net.get_method("forward").graph());
   EXPECT_FALSE(net.find_method("_rdna1_eval_forward").has_value());
-  EXPECT_EQ(countToHost(net, "_rdna1_training_conv_forward"), 2u); // the norm on the device
+  // The conv copy has no regions: its convolution moves its own operands (one
+  // autograd node), the norm stays on the device.
+  EXPECT_EQ(countToHost(net, "_rdna1_training_conv_forward"), 0u);
+  FileCheck()
+      .check("rdna1::conv(")
+      ->check("rdna1::batch_norm(")
+      ->check_not("rdna1::to_device")
+      ->run(*net.get_method("_rdna1_training_conv_forward").graph());
+  bool noRegions = false;
+  for (const std::string &decision : report.regionDecisions)
+    noRegions |= decision == "_rdna1_training_conv_forward: no regions: each convolution moves its "
+                             "own operands, one autograd node per convolution";
+  EXPECT_TRUE(noRegions) << c10::Join("\n", report.regionDecisions);
   EXPECT_EQ(countToHost(net, "_rdna1_training_forward"), 1u);
 
   const at::Tensor x = torch::randn({2, 3, 6, 6});

@@ -43,8 +43,9 @@ cl::opt<std::string> regions(
     cl::cat(category));
 cl::opt<std::string> trainRegions(
     "train-regions", cl::value_desc("mode"), cl::init(""),
-    cl::desc("Regions for training mode: auto, max, conv, or bus (two copies, auto and conv; "
-             "the runtime takes conv where it measures a bus of at least 18 GB/s each way). "
+    cl::desc("Regions for training mode: auto, max, conv, or bus (two copies: auto, and conv "
+             "with convolutions alone on the host, each on its own; the runtime takes conv "
+             "where it measures a bus of at least 18 GB/s each way). "
              "forward then gets a copy per mode, chosen by the modules' training flags when it "
              "runs. Default: bus with --regions=auto, else as --regions"),
     cl::cat(category));

@@ -22,7 +22,8 @@ struct RewriteOptions {
   std::string backend = "auto"; // default backend baked in: auto (none), host, device, vendor
   bool strict = false;          // refuse nodes that still reach cuDNN/MIOpen instead of warning
   // Regions of forward's copy for training mode: auto, max or conv; bus: a copy
-  // with auto and one with conv regions, taken by the runtime from the bus it
+  // with auto regions and one with convolutions alone on the host, each on its
+  // own, taken by the runtime from the bus it
   // measures; empty: bus where `regions` is auto, else as `regions`.
   std::string trainRegions;
 };
