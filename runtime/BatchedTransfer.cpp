@@ -151,9 +151,7 @@ void packToHost(at::TensorList tensors, const std::vector<size_t> &indices, c10:
   }
   synchronizeCurrentStream(source);
   layout.unpackFrom(pinned, indices, out);
-  auto &counters = Counters::get();
-  counters.toHostCopies += 1;
-  counters.toHostBytes += total;
+  Counters::get().countToHost(total);
 }
 
 // Moves the host tensors at `indices` to `target` with one asynchronous DMA.
@@ -165,9 +163,7 @@ void packToDevice(at::TensorList tensors, const std::vector<size_t> &indices, c1
   layout.packInto(pinned);
   const at::Tensor packed = pinned.to(target, /*non_blocking=*/true);
   layout.unpackFrom(packed, indices, out);
-  auto &counters = Counters::get();
-  counters.toDeviceCopies += 1;
-  counters.toDeviceBytes += layout.total;
+  Counters::get().countToDevice(layout.total);
 }
 
 } // namespace

@@ -8,7 +8,6 @@
 // composition of differentiable ATen ops, whose backward autograd derives. The
 // other ops are compositions of differentiable ATen ops and rdna1::conv, so
 // autograd (and double backward) comes for free.
-#include "BatchedTransfer.h"
 #include "Counters.h"
 #include "HostConvolution.h"
 #include "NativeConvolution.h"
@@ -37,14 +36,9 @@ c10::optional<at::Tensor> optionalOf(const at::Tensor &t) {
 }
 
 // The host result on the caller's device, laid out as a convolution there
-// would lay it out: channels-last when the caller's weight or input is (the
-// rule of cuDNN, MIOpen and oneDNN), else contiguous, whatever layout the host
-// computed in.
+// would lay it out, whatever layout the host computed in.
 at::Tensor onDeviceOf(const at::Tensor &out, const at::Tensor &input, const at::Tensor &weight) {
-  const bool weightChannelsLast =
-      weight.suggest_memory_format() == at::MemoryFormat::ChannelsLast ||
-      weight.suggest_memory_format() == at::MemoryFormat::ChannelsLast3d;
-  return inLayoutOf(toDevice(out, input.device()), weightChannelsLast ? weight : input);
+  return toDevice(out, input.device()).contiguous(convolutionOutputFormat(input, weight));
 }
 
 at::Tensor convOnHost(const at::Tensor &input, const at::Tensor &weight,
@@ -131,10 +125,12 @@ public:
                                    hasBias && ctx->needs_input_grad(2)};
     // Under create_graph the gradient must be differentiable w.r.t. the caller's
     // tensors, so recompute from them rather than from the detached host copies.
-    const bool differentiable = at::GradMode::is_enabled();
-    const at::Tensor &input = saved[differentiable ? 0 : 2];
-    const at::Tensor &weight = saved[differentiable ? 1 : 3];
-    const std::vector<at::Tensor> host = toHost({gradOutputs[0], input, weight});
+    // Else only the gradient crosses: the host copies are where they must be
+    // (handing them to toHost would copy them again on the stand-in device).
+    const std::vector<at::Tensor> host =
+        at::GradMode::is_enabled()
+            ? toHost({gradOutputs[0], saved[0], saved[1]})
+            : std::vector<at::Tensor>{toHost(gradOutputs[0]), saved[2], saved[3]};
     auto [gradInput, gradWeight, gradBias] = hostConvolutionBackward(
         host[0], host[1], host[2], hasBias ? c10::OptionalIntArrayRef(biasSizes) : c10::nullopt,
         args, mask);

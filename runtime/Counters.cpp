@@ -7,6 +7,16 @@ Counters &Counters::get() {
   return counters;
 }
 
+void Counters::countToHost(int64_t bytes) {
+  toHostCopies += 1;
+  toHostBytes += bytes;
+}
+
+void Counters::countToDevice(int64_t bytes) {
+  toDeviceCopies += 1;
+  toDeviceBytes += bytes;
+}
+
 std::map<std::string, int64_t> Counters::snapshot() const {
   return {{"to_host_copies", toHostCopies.load()},
           {"to_host_bytes", toHostBytes.load()},

@@ -25,6 +25,10 @@ struct Counters {
   std::atomic<int64_t> convRegionTrainings{0};
   std::atomic<int64_t> autoRegionTrainings{0};
 
+  // One transfer of `bytes` across the bus, each way.
+  void countToHost(int64_t bytes);
+  void countToDevice(int64_t bytes);
+
   static Counters &get();
   std::map<std::string, int64_t> snapshot() const;
   void reset();

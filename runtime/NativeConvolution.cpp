@@ -113,18 +113,6 @@ c10::ScalarType computeType(const at::Tensor &input) {
   return reduced && input.is_cpu() ? at::kFloat : type;
 }
 
-// cuDNN, MIOpen and oneDNN answer in channels-last when either operand is in
-// it, and the next layer expects the same.
-c10::MemoryFormat outputMemoryFormat(const at::Tensor &input, const at::Tensor &weight) {
-  if (input.dim() != 4 && input.dim() != 5)
-    return at::MemoryFormat::Contiguous;
-  const auto channelsLast =
-      input.dim() == 4 ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::ChannelsLast3d;
-  const bool wanted = input.suggest_memory_format() == channelsLast ||
-                      weight.suggest_memory_format() == channelsLast;
-  return wanted ? channelsLast : at::MemoryFormat::Contiguous;
-}
-
 // lhs [G, M, K] times, for each batch element, the group's rows [K, L] of
 // rhs [N, G * K, L]: [N, G * M, L] in one bmm over batch and groups. A loop
 // over groups (as ATen's native grouped convolution does) is an order of
@@ -470,6 +458,16 @@ at::Tensor addBias(const at::Tensor &out, const at::Tensor &bias) {
 
 } // namespace
 
+c10::MemoryFormat convolutionOutputFormat(const at::Tensor &input, const at::Tensor &weight) {
+  if (input.dim() != 4 && input.dim() != 5)
+    return at::MemoryFormat::Contiguous;
+  const auto channelsLast =
+      input.dim() == 4 ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::ChannelsLast3d;
+  const bool wanted = input.suggest_memory_format() == channelsLast ||
+                      weight.suggest_memory_format() == channelsLast;
+  return wanted ? channelsLast : at::MemoryFormat::Contiguous;
+}
+
 at::Tensor nativeConvolution(const at::Tensor &input, const at::Tensor &weight,
                              const c10::optional<at::Tensor> &bias, const ConvolutionArgs &args) {
   checkArguments(input, weight, bias, args);
@@ -477,7 +475,7 @@ at::Tensor nativeConvolution(const at::Tensor &input, const at::Tensor &weight,
   const auto compute = computeType(input);
   const at::Tensor x = (unbatched ? input.unsqueeze(0) : input).to(compute);
   const at::Tensor w = weight.to(compute);
-  at::Tensor out = convolveBatched(x, w, args).contiguous(outputMemoryFormat(x, w));
+  at::Tensor out = convolveBatched(x, w, args).contiguous(convolutionOutputFormat(x, w));
   if (bias && bias->defined())
     out = addBias(out, bias->to(compute));
   out = out.to(input.scalar_type());

@@ -13,6 +13,11 @@
 
 namespace rdna1 {
 
+// The layout of a convolution's result: channels-last when either operand is
+// (4-d and 5-d inputs), as cuDNN, MIOpen and oneDNN answer, and as the next
+// layer expects; else contiguous.
+c10::MemoryFormat convolutionOutputFormat(const at::Tensor &input, const at::Tensor &weight);
+
 // Same result as at::convolution with the same arguments, on any device.
 at::Tensor nativeConvolution(const at::Tensor &input, const at::Tensor &weight,
                              const c10::optional<at::Tensor> &bias, const ConvolutionArgs &args);

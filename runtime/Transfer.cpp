@@ -19,15 +19,11 @@ bool crossesDifferentiably(const at::Tensor &t) {
 at::Tensor copyDifferentiably(const at::Tensor &tensor, c10::Device device) {
   if (!needsMove(tensor, device))
     return tensor;
-  auto &counters = Counters::get();
   const int64_t bytes = tensor.numel() * static_cast<int64_t>(tensor.element_size());
-  if (device.is_cpu()) {
-    counters.toHostCopies += 1;
-    counters.toHostBytes += bytes;
-  } else {
-    counters.toDeviceCopies += 1;
-    counters.toDeviceBytes += bytes;
-  }
+  if (device.is_cpu())
+    Counters::get().countToHost(bytes);
+  else
+    Counters::get().countToDevice(bytes);
   return tensor.device() == device ? tensor.clone() : tensor.to(device, /*non_blocking=*/true);
 }
 

@@ -794,6 +794,27 @@ TEST(BoundaryOpsTest, CountersCountHostConvolutions) {
   EXPECT_EQ(counter("host_convolution_ns"), 0);
 }
 
+// A host convolution's backward moves its gradient alone, one DMA each way:
+// forward saved the host copies of input and weight, which must not cross again
+// (on the stand-in device every tensor looks movable, so a slip would show).
+TEST(BoundaryOpsTest, HostConvolutionBackwardMovesOnlyTheGradient) {
+  const at::Tensor input = at::randn({2, 3, 8, 8}, at::kDouble).requires_grad_();
+  const at::Tensor weight = at::randn({4, 3, 3, 3}, at::kDouble).requires_grad_();
+  rdna1::setStandInDevice(true);
+  const at::Tensor out = conv(input, weight, c10::nullopt);
+  resetCounters();
+  out.backward(at::ones_like(out));
+  rdna1::setStandInDevice(false);
+  EXPECT_EQ(counter("to_host_copies"), 1);
+  EXPECT_EQ(counter("to_host_bytes"), out.numel() * 8); // 512 doubles: 64-byte aligned
+  EXPECT_EQ(counter("to_device_copies"), 1);            // both gradients in one DMA
+  const at::Tensor x = input.detach().requires_grad_();
+  const at::Tensor w = weight.detach().requires_grad_();
+  at::conv2d(x, w, {}, 1, 1).backward(at::ones_like(out));
+  EXPECT_TRUE(at::allclose(input.grad(), x.grad()));
+  EXPECT_TRUE(at::allclose(weight.grad(), w.grad()));
+}
+
 TEST(BoundaryOpsTest, WorkUnderInferenceMode) {
   const at::Tensor normal = at::randn({2, 3}).requires_grad_();
   c10::InferenceMode inference;
