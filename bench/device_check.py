@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """On a CUDA (or ROCm) machine: a rewritten model runs forward + backward with no cuDNN/MIOpen op in
-a torch.profiler trace, and matches the original (torchvision resnet18 with the same weights).
+a torch.profiler trace, and matches the original (torchvision resnet18 with the same weights), on
+each backend that must never reach them: host and device. (Backend auto takes vendor, the
+original convolution, on a GPU that is not AMD's, so it is not what this checks.)
 
     device_check.py REWRITTEN_RESNET18.pt [--batch 8] [--size 224]
 """
@@ -74,28 +76,32 @@ def main():
 
     torch.manual_seed(0)
     x = torch.randn(args.batch, 3, args.size, args.size, device='cuda')
-    names_new, y_new, g_new = profiled_ops(rewritten, x)
     names_old, y_old, g_old = profiled_ops(original, x)
     # The judge: the original in float64 on the host. Both float32 runs are compared with it.
     _, y_ref, g_ref = profiled_ops(copy.deepcopy(original).double().cpu(), x.double().cpu())
     # Per tensor, |a - r| / |r| in the 2-norm: a max-abs ratio is dominated by rounding noise in
     # gradients that nearly cancel (weights in front of training-mode batch norm).
     rel = lambda a, r: ((a.double().cpu() - r).norm() / r.norm().clamp_min(1e-30)).item()
-    out_new, out_old = rel(y_new, y_ref), rel(y_old, y_ref)
-    grad_new = max(rel(a, r) for a, r in zip(g_new, g_ref))
+    out_old = rel(y_old, y_ref)
     grad_old = max(rel(a, r) for a, r in zip(g_old, g_ref))
-    print(f'rewritten resnet18 b{args.batch} forward+backward on CUDA: {len(names_new)} distinct ops, '
-          f'cuDNN/MIOpen ops: {dnn_ops(names_new) or "none"}')
     control = dnn_ops(names_old)
-    print(f'original  resnet18 (control): {len(control)} cuDNN/MIOpen ops, e.g. {control[:3]}')
-    print(f'relative error (2-norm, worst tensor) against float64 on the host: rewritten output {out_new:.2e}, gradients {grad_new:.2e}; '
-          f'original (cuDNN) output {out_old:.2e}, gradients {grad_old:.2e}')
-    print('runtime op on CUDA vs torch, worst relative difference by dtype:', check_runtime_ops_on_device())
-    assert not dnn_ops(names_new), 'a cuDNN/MIOpen op ran'
-    assert dnn_ops(names_old), 'control failed: the profiler saw no cuDNN op in the original'
-    assert out_new < 1e-5 and grad_new < max(1e-4, 2 * grad_old), (out_new, grad_new, grad_old)
+    print(f'original  resnet18 (control): {len(control)} cuDNN/MIOpen ops, e.g. {control[:3]}; '
+          f'relative error (2-norm, worst tensor) against float64 on the host: output {out_old:.2e}, '
+          f'gradients {grad_old:.2e}')
+    assert control, 'control failed: the profiler saw no cuDNN op in the original'
+    for backend in ('host', 'device'):
+        rdna1.set_backend(backend)
+        names_new, y_new, g_new = profiled_ops(rewritten, x)
+        out_new = rel(y_new, y_ref)
+        grad_new = max(rel(a, r) for a, r in zip(g_new, g_ref))
+        print(f'rewritten resnet18 b{args.batch} forward+backward on CUDA, backend {backend}: '
+              f'{len(names_new)} distinct ops, cuDNN/MIOpen ops: {dnn_ops(names_new) or "none"}; '
+              f'relative error: output {out_new:.2e}, gradients {grad_new:.2e}')
+        assert not dnn_ops(names_new), f'a cuDNN/MIOpen op ran with backend {backend}'
+        assert out_new < 1e-5 and grad_new < max(1e-4, 2 * grad_old), (backend, out_new, grad_new, grad_old)
+        print('runtime op on CUDA vs torch, worst relative difference by dtype:', check_runtime_ops_on_device())
+    rdna1.set_backend(None)
     print('device check: PASS')
-
 
 if __name__ == '__main__':
     main()
