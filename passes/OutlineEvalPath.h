@@ -39,8 +39,9 @@ bool CanOutlineEvalPath(const torch::jit::Module &module, const std::string &met
 void OutlineEvalPath(torch::jit::Module &module, const std::string &method, torch::jit::Node *split,
                      bool evalCopy = true);
 
-// After OutlineEvalPath: a second copy of the training copy, for `conv`
-// regions, and a choice between the two in `split`'s training branch, made by
+// After OutlineEvalPath: a second copy of the training copy, the conv copy
+// (RewriteModule leaves it without regions: convolutions alone on the host,
+// each on its own), and a choice between the two in `split`'s training branch, made by
 // the runtime per call (rdna1::train_with_conv_regions) for the device of
 // `method`'s first tensor argument (or none, if it has none): which regions
 // train faster depends on the bus, which only the machine that runs it knows.
