@@ -91,9 +91,9 @@ inline constexpr const char *kProbeSchema = "probe(bool refresh=False) -> str";
 // Which training copy a rewritten forward takes (rdna1-rewrite --train-regions=bus):
 // true where the host backend serves `device` and its bus, measured once per
 // process (pinned copies, the slower direction), is fast enough for the conv
-// copy (convolutions alone on the host) to beat `auto` (runtime/TrainingRegions.h); RDNA1_TRAIN_REGIONS=auto|conv
-// forces the answer. Conservative alias analysis: its answer is the machine's,
-// so TorchScript must never fold it into a constant.
+// copy (convolutions alone on the host) to beat `auto` (runtime/TrainingRegions.h);
+// RDNA1_TRAIN_REGIONS=auto|conv forces the answer. Conservative alias analysis: its answer is the
+// machine's, so TorchScript must never fold it into a constant.
 inline constexpr const char *kTrainWithConvRegions = "rdna1::train_with_conv_regions";
 inline constexpr const char *kTrainWithConvRegionsSchema =
     "train_with_conv_regions(Device? device) -> bool";
