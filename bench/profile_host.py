@@ -50,20 +50,27 @@ def profile(step, make, device, steps=5):
     return [(e.key, e.self_cpu_time_total / steps / 1e3, e.count // steps) for e in events], total, faults
 
 
-def bus_gbps(mb, direction, repeats=20):
-    n = mb * (1 << 20) // 4
-    host = torch.empty(n, pin_memory=True)
-    dev = torch.empty(n, device='cuda')
-    copy_once = (lambda: dev.copy_(host, non_blocking=True)) if direction == 'to device' else \
-        (lambda: host.copy_(dev, non_blocking=True))
+def seconds_per_copy(copy_once, repeats, wait_each=False):
+    """Mean seconds of copy_once() after three for warm-up; with wait_each, each one's wait too."""
     for _ in range(3):
         copy_once()
     torch.cuda.synchronize()
     start = time.perf_counter()
     for _ in range(repeats):
         copy_once()
+        if wait_each:
+            torch.cuda.synchronize()
     torch.cuda.synchronize()
-    return mb * (1 << 20) * repeats / (time.perf_counter() - start) / 1e9
+    return (time.perf_counter() - start) / repeats
+
+
+def bus_gbps(mb, direction, repeats=20):
+    n = mb * (1 << 20) // 4
+    host = torch.empty(n, pin_memory=True)
+    dev = torch.empty(n, device='cuda')
+    copy_once = (lambda: dev.copy_(host, non_blocking=True)) if direction == 'to device' else \
+        (lambda: host.copy_(dev, non_blocking=True))
+    return mb * (1 << 20) / seconds_per_copy(copy_once, repeats) / 1e9
 
 
 def staged_vs_pageable_ms(mb, repeats=20):
@@ -82,17 +89,7 @@ def staged_vs_pageable_ms(mb, repeats=20):
     def pageable():
         dev.copy_(src, non_blocking=True)
 
-    result = []
-    for copy_once in (staged, pageable):
-        for _ in range(3):
-            copy_once()
-        torch.cuda.synchronize()
-        start = time.perf_counter()
-        for _ in range(repeats):
-            copy_once()
-            torch.cuda.synchronize()
-        result.append((time.perf_counter() - start) / repeats * 1e3)
-    return result
+    return [seconds_per_copy(copy_once, repeats, wait_each=True) * 1e3 for copy_once in (staged, pageable)]
 
 
 def main():
