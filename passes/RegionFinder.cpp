@@ -64,7 +64,6 @@ using Reason = std::optional<std::string>;
 // Whether `node`'s first output shares its first input's storage: a view, an
 // in-place op, or list plumbing that hands back its own list.
 bool sharesItsInput(const Node *node) {
-  static const c10::Symbol contiguous = c10::Symbol::fromQualString("aten::contiguous");
   static const std::unordered_set<c10::Symbol> copies{
       c10::Symbol::fromQualString("aten::cat"), c10::Symbol::fromQualString("aten::stack"),
       c10::Symbol::fromQualString("aten::constant_pad_nd"),
@@ -73,12 +72,11 @@ bool sharesItsInput(const Node *node) {
   const std::string name = node->kind().toUnqualString();
   const bool inPlace = !name.empty() && name.back() == '_';
   const bool view = (cls == OpClass::Shape && !copies.count(node->kind())) ||
-                    node->kind() == contiguous || isDropout(node);
+                    node->kind() == c10::aten::contiguous || isDropout(node);
   const bool returnsItsList = cls == OpClass::List && node->kind() != c10::prim::ListConstruct;
   return (inPlace || view || returnsItsList) && !node->inputs().empty();
 }
 
-// A view-like op: its result may share the storage of its first input.
 // Ops that share their input's storage or copy it depending on its strides.
 // Host tensors are channels-last, so on the host they may copy where the
 // model's shares, and a later write through one would miss the other: they
@@ -92,9 +90,9 @@ Reason stridesDecideSharing(Node *node) {
                      "host (channels-last), and something writes to that storage");
 }
 
+// A view-like op: its result may share the storage of its first input.
 bool mayViewItsInput(const Node *node, c10::optional<OpClass> cls) {
-  static const c10::Symbol contiguous = c10::Symbol::fromQualString("aten::contiguous");
-  return cls == OpClass::Shape || node->kind() == contiguous;
+  return cls == OpClass::Shape || node->kind() == c10::aten::contiguous;
 }
 
 // The class an edge rule sees: a hosted branch (prim::If) counts as light work.

@@ -203,12 +203,11 @@ at::Tensor inLayoutOf(const at::Tensor &tensor, const at::Tensor &like) {
     return tensor;
   const auto likeFormat =
       like.defined() ? like.suggest_memory_format() : at::MemoryFormat::Contiguous;
-  const bool channelsLast = likeFormat == at::MemoryFormat::ChannelsLast ||
-                            likeFormat == at::MemoryFormat::ChannelsLast3d;
-  const at::MemoryFormat format = !channelsLast       ? at::MemoryFormat::Contiguous
-                                  : tensor.dim() == 4 ? at::MemoryFormat::ChannelsLast
-                                                      : at::MemoryFormat::ChannelsLast3d;
-  return tensor.is_contiguous(format) ? tensor : tensor.contiguous(format);
+  if (likeFormat != at::MemoryFormat::ChannelsLast &&
+      likeFormat != at::MemoryFormat::ChannelsLast3d)
+    return tensor.contiguous(); // itself where it already is
+  return tensor.contiguous(tensor.dim() == 4 ? at::MemoryFormat::ChannelsLast
+                                             : at::MemoryFormat::ChannelsLast3d);
 }
 
 std::vector<at::Tensor> packRoundTripForTests(at::TensorList tensors, bool channelsLast) {

@@ -70,15 +70,15 @@ at::Tensor convKernel(const at::Tensor &input, const at::Tensor &weight,
                                   : convInPlace(backend, input, weight, bias, args);
 }
 
+// The gradients from `host` (grad output, input and weight, on the host), each
+// moved to its entry of `devices` (input, weight, bias).
 std::tuple<at::Tensor, at::Tensor, at::Tensor>
-convBackwardOnHost(const at::Tensor &gradOutput, const at::Tensor &input, const at::Tensor &weight,
-                   c10::OptionalIntArrayRef biasSizes, const ConvolutionArgs &args,
-                   std::array<bool, 3> outputMask, c10::Device biasDevice) {
-  const std::vector<at::Tensor> host = toHost({gradOutput, input, weight});
+convBackwardOnHost(const std::vector<at::Tensor> &host, c10::OptionalIntArrayRef biasSizes,
+                   const ConvolutionArgs &args, std::array<bool, 3> outputMask,
+                   const std::vector<c10::Device> &devices) {
   auto [gradInput, gradWeight, gradBias] =
       hostConvolutionBackward(host[0], host[1], host[2], biasSizes, args, outputMask);
-  const std::vector<at::Tensor> moved =
-      toDevices({gradInput, gradWeight, gradBias}, {input.device(), weight.device(), biasDevice});
+  const std::vector<at::Tensor> moved = toDevices({gradInput, gradWeight, gradBias}, devices);
   return {moved[0], moved[1], moved[2]};
 }
 
@@ -131,13 +131,10 @@ public:
         at::GradMode::is_enabled()
             ? toHost({gradOutputs[0], saved[0], saved[1]})
             : std::vector<at::Tensor>{toHost(gradOutputs[0]), saved[2], saved[3]};
-    auto [gradInput, gradWeight, gradBias] = hostConvolutionBackward(
-        host[0], host[1], host[2], hasBias ? c10::OptionalIntArrayRef(biasSizes) : c10::nullopt,
-        args, mask);
-    const std::vector<at::Tensor> moved =
-        toDevices({gradInput, gradWeight, gradBias}, {saved[0].device(), saved[1].device(),
-                                                      ctx->saved_data["bias_device"].toDevice()});
-    return {moved[0], moved[1], moved[2], at::Tensor()};
+    auto [gradInput, gradWeight, gradBias] = convBackwardOnHost(
+        host, hasBias ? c10::OptionalIntArrayRef(biasSizes) : c10::nullopt, args, mask,
+        {saved[0].device(), saved[1].device(), ctx->saved_data["bias_device"].toDevice()});
+    return {gradInput, gradWeight, gradBias, at::Tensor()};
   }
 };
 
@@ -238,8 +235,8 @@ convBackwardKernel(const at::Tensor &gradOutput, const at::Tensor &input, const 
                                     args.dilation, args.transposed, args.outputPadding, args.groups,
                                     outputMask);
   default:
-    return convBackwardOnHost(gradOutput, input, weight, biasSizes, args, outputMask,
-                              weight.device());
+    return convBackwardOnHost(toHost({gradOutput, input, weight}), biasSizes, args, outputMask,
+                              {input.device(), weight.device(), weight.device()});
   }
 }
 
