@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs the test suite: the fast tier by default (what CI
-# runs: everything but the ctest label "full"), or every test with --full (the whole zoo, long
-# runs at full length, a 10-minute fuzz run). Other arguments go to ctest (e.g. -R e2e_training).
-# Ends with one line "test.sh: N passed, N failed" over ctest's tests and the sanitizer runs'.
+# Installs what is missing, builds, and runs the test suite on both torches: Debian's 1.13
+# (build/, every test) and a current pip torch 2.x (build-torch2/, .venv-torch2; scripts/setup.sh).
+# The fast tier by default (what CI runs): everything but the ctest label "full" on 1.13, the
+# end-to-end and install tests but the zoo on 2.x. --full: every test on both (the whole zoo, the
+# C++ tests on 2.x too, long runs at full length, a 10-minute fuzz run). Other arguments go to
+# ctest (e.g. -R e2e_training). Ends with one line "test.sh: N passed, N failed" over ctest's
+# tests and the sanitizer runs'.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,8 +18,12 @@ for arg in "$@"; do
   esac
 done
 tier=(-LE full)
+tier2=(-LE 'full|zoo')
+torch2_build=(-DRDNA1_BUILD_GTESTS=OFF)
 if ((full)); then
   tier=()
+  tier2=()
+  torch2_build=(-DRDNA1_BUILD_GTESTS=ON)
   export RDNA1_FUZZ_SECONDS=${RDNA1_FUZZ_SECONDS:-600}
 fi
 
@@ -28,9 +35,20 @@ scripts/setup.sh || exit 1
 stage setup "$start"
 
 start=$SECONDS
+scripts/setup.sh --torch2 "${torch2_build[@]}" || exit 1
+stage setup-2.x "$start"
+
+start=$SECONDS
+echo "test.sh: torch $(/usr/bin/python3 -c 'import torch; print(torch.__version__)') (Debian), build/"
 ctest --test-dir build --output-on-failure -j2 "${tier[@]}" "${ctest_args[@]}" 2>&1 | tee build/ctest.log
 ctest_status=${PIPESTATUS[0]}
-stage ctest "$start"
+stage ctest-1.13 "$start"
+
+start=$SECONDS
+echo "test.sh: torch $(.venv-torch2/bin/python -c 'import torch; print(torch.__version__)') (pip), build-torch2/"
+ctest --test-dir build-torch2 --output-on-failure -j2 "${tier2[@]}" "${ctest_args[@]}" 2>&1 | tee build-torch2/ctest.log
+((PIPESTATUS[0] == 0)) || ctest_status=1
+stage ctest-2.x "$start"
 
 # ASan+UBSan+LSan over the C++ tests, a bounded fuzz run of the rewrite, TSan over concurrent use.
 start=$SECONDS
@@ -41,7 +59,7 @@ stage sanitize "$start"
 # "N% tests passed, F tests failed out of T" from each ctest run (sanitizer runs' logs too).
 passed=0
 failed=0
-for log in build/ctest.log build-asan/test.log build-tsan/test.log; do
+for log in build/ctest.log build-torch2/ctest.log build-asan/test.log build-tsan/test.log; do
   [[ -f $log ]] || continue
   read -r f t < <(sed -nE 's/.*tests passed, ([0-9]+) tests? failed out of ([0-9]+).*/\1 \2/p' "$log" | tail -n 1) || continue
   failed=$((failed + f))

@@ -22,7 +22,7 @@ __version__ = '0.2.0'  # the project's version (CMakeLists.txt); e2e_python_load
 
 __all__ = ['load', 'rewrite', 'RewriteResult', 'load_runtime', 'runtime_path', 'runtime_info', 'counters', 'reset_counters', 'clear_param_cache',
            'set_stand_in_device', 'set_backend', 'backend_for', 'bus_bandwidth',
-           'train_with_conv_regions', 'probe', 'RuntimeNotFoundError']
+           'train_with_conv_regions', 'probe', 'RuntimeNotFoundError', 'TorchMismatchError']
 
 _LIBRARY = 'librdna1_runtime.so'
 _loaded_path = None
@@ -30,6 +30,27 @@ _loaded_path = None
 
 class RuntimeNotFoundError(RuntimeError):
     """The rdna1 runtime library could not be found or loaded."""
+
+
+class TorchMismatchError(ImportError):
+    """The rdna1 runtime library was built for another torch than the one imported."""
+
+
+def _check_built_for_this_torch(library):
+    """Raises TorchMismatchError, naming both versions, when the torch that `library` was built
+    for (rdna1_torch_version.txt beside it) is not the one imported: loading it would fail on
+    an undefined symbol, or crash."""
+    record = os.path.join(os.path.dirname(library), 'rdna1_torch_version.txt')
+    try:
+        with open(record) as f:
+            built_for = f.read().strip()
+    except OSError:
+        return  # a library from before the record existed, or copied by hand: nothing to compare
+    if built_for and built_for != torch.__version__:
+        raise TorchMismatchError(
+            f'rdna1 {__version__} at {os.path.dirname(library)} was built for torch {built_for}, but this Python '
+            f'imports torch {torch.__version__}; rebuild it for this torch: '
+            f'pip install --no-build-isolation --force-reinstall ./python (docs/install.md)')
 
 
 def _beside(directory, stem):
@@ -71,6 +92,7 @@ def load_runtime():
         raise RuntimeNotFoundError(
             f'rdna1 runtime library not found (looked for {where}); build it (see README.md) '
             f'or set RDNA1_RUNTIME=/path/to/{_LIBRARY}')
+    _check_built_for_this_torch(path)
     try:
         torch.ops.load_library(path)
     except OSError as error:

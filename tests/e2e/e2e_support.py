@@ -2,6 +2,7 @@
 import hashlib
 import os
 import subprocess
+import sys
 
 import torch
 
@@ -10,7 +11,7 @@ SAMPLES_DIR = os.environ.get('RDNA1_SAMPLES_DIR', os.path.join(BUILD_DIR, 'test-
 TOOL = os.path.join(BUILD_DIR, 'bin', 'rdna1-rewrite')
 RUN_MODEL = os.path.join(BUILD_DIR, 'bin', 'rdna1-run-model')
 SOURCE_DIR = os.environ.get('RDNA1_SOURCE_DIR', os.path.join(os.path.dirname(__file__), '..', '..'))
-PYTHON = '/usr/bin/python3' if os.path.exists('/usr/bin/python3') else 'python3'
+PYTHON = sys.executable  # the Python ctest runs the tests with: RDNA1_PYTHON, whose torch was built against
 
 
 def run(*args, env=None):

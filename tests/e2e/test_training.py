@@ -20,9 +20,19 @@ REGION_MODES = ('auto', 'max', 'conv', 'per-op')
 # On the stand-in device the host convolutions see channels-last copies, as on a GPU, so they sum
 # in another order than the original's (1e-6). resnet18 trained on a batch of two is chaotic
 # (batch statistics of 2x2 maps): that noise grows about 20x a step. So there it trains 3 steps
-# and is held to 1e-3; a lost statistic or update is off by far more.
+# and is held to 1e-3; a lost statistic or update is off by far more. The other models are held
+# to the original's own floor there: how far it drifts from itself trained in channels-last.
 STAND_IN = os.environ.get('RDNA1_STAND_IN_DEVICE', '') not in ('', '0')
 CHAOTIC = {'resnet18': (3, 1e-3)} if STAND_IN else {}
+
+
+def channels_last_floor(path, shape, steps, expected_state):
+    """Largest difference between the original's state after training and that of the original
+    trained with channels-last weights (its convolutions then sum in the host path's order)."""
+    original = torch.jit.load(path).to(memory_format=torch.channels_last)
+    train(original, shape, steps=steps)
+    state = original.state_dict()
+    return max((state[k].double() - v.double()).abs().max().item() for k, v in expected_state.items())
 
 
 class TrainingTest(unittest.TestCase):
@@ -48,6 +58,8 @@ class TrainingTest(unittest.TestCase):
             original = torch.jit.load(sample(name, mode))
             expected = train(original, shape, steps=steps)
             expected_state = original.state_dict()
+            if STAND_IN and name not in CHAOTIC:
+                tolerance = max(tolerance, 4 * channels_last_floor(sample(name, mode), shape, steps, expected_state))
             for regions in REGION_MODES:
                 with self.subTest(sample=(name, mode), regions=regions):
                     rewritten = rdna1.load(self.rewritten(name, mode, regions))
