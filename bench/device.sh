@@ -3,6 +3,9 @@
 # named steps in order (default: check bench). Logs go to $OUT when set (the device tool's result
 # folder), else build-device/out.
 #
+#   pipinstall `pip install --no-build-isolation ./python` into a fresh venv that sees this
+#              machine's torch, and the installed package's resnet18 check on the GPU with
+#              backends host and device (tests/install/test_pip_install.sh)
 #   check      a rewritten resnet18 never reaches cuDNN/MIOpen and matches (device_check.py)
 #   bench      host-path benchmark (benchmark.py; BENCH_ARGS for its options)
 #   probe      the device probe's verdict for each GPU (rdna1.probe, refreshed)
@@ -31,8 +34,7 @@ out=${OUT:-build-device/out}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
 
-prefix=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
-cmake -S . -B build-device -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" \
+cmake -S . -B build-device -G Ninja -DCMAKE_BUILD_TYPE=Release -DRDNA1_PYTHON="$(command -v python3)" \
   -DRDNA1_BUILD_TOOL=OFF -DRDNA1_WITH_HIP=OFF -DRDNA1_BUILD_TESTS=OFF -DCMAKE_POLICY_VERSION_MINIMUM=3.5 >"$out/configure.log" 2>&1 ||
   { tail -40 "$out/configure.log"; exit 1; }
 cmake --build build-device -j16 >"$out/build.log" 2>&1 || { grep -A5 error "$out/build.log" | head -60; exit 1; }
@@ -58,6 +60,10 @@ for name in "${@:-check bench}"; do
         python3 samples/make_samples.py build-device/samples --only resnet18 >/dev/null
         python3 -c 'import rdna1; print(rdna1.rewrite("build-device/samples/resnet18_scripted.pt", "build-device/samples/resnet18_scripted.rdna1.pt"))'
         step check python3 bench/device_check.py build-device/samples/resnet18_scripted.rdna1.pt ;;
+      pipinstall)
+        CMAKE_GENERATOR=Ninja RDNA1_CMAKE_ARGS="-DRDNA1_WITH_HIP=OFF -DCMAKE_POLICY_VERSION_MINIMUM=3.5" \
+          step pipinstall env -u RDNA1_RUNTIME -u PYTHONPATH tests/install/test_pip_install.sh \
+          "$(command -v python3)" "$PWD" --device cuda --backends host,device ;;
       bench) step bench python3 bench/benchmark.py --out "$out" ${BENCH_ARGS:-} ;;
       probe) step probe python3 -c 'import rdna1; print(rdna1.probe(True)); print(rdna1.probe())' ;;
       state) step state python3 bench/device_zoo.py --only zoo --training-state-only ${STATE_ARGS:-} ;;

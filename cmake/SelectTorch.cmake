@@ -1,14 +1,17 @@
 # Which torch the project builds against, and which Python runs its Python side.
 #
 # RDNA1_PYTHON names a Python; the project builds against the torch that Python imports
-# (torch.utils.cmake_prefix_path, as torchaudio does) and its tests run with it. By default it is
-# Debian's /usr/bin/python3, whose torch (python3-torch) is Debian's libtorch-dev. Sets
+# (torch.utils.cmake_prefix_path, as torchaudio does) and its tests run with it. Without it,
+# Debian's /usr/bin/python3 serves where it imports torch (python3-torch goes with libtorch-dev),
+# and else find_package(Torch) alone decides (a libtorch without Python: CMAKE_PREFIX_PATH). Sets
 # RDNA1_TORCH_VERSION (torch.__version__, or libtorch's version without a Python) and
 # RDNA1_TORCH_HIP (torch.version.hip, empty for other builds).
-if(NOT RDNA1_PYTHON)
+set(rdna1_python_given FALSE)
+if(RDNA1_PYTHON)
+  set(rdna1_python_given TRUE)
+else()
   find_program(RDNA1_DEBIAN_PYTHON python3 PATHS /usr/bin NO_DEFAULT_PATH)
-  set(RDNA1_PYTHON "${RDNA1_DEBIAN_PYTHON}" CACHE FILEPATH
-      "The Python whose torch to build against and that runs the Python tests (default: Debian's)")
+  set(RDNA1_PYTHON "${RDNA1_DEBIAN_PYTHON}")
 endif()
 
 set(RDNA1_TORCH_VERSION "")
@@ -24,12 +27,16 @@ print(torch.version.hip or '')
 ]=]
     OUTPUT_VARIABLE rdna1_torch_facts ERROR_VARIABLE rdna1_torch_error
     RESULT_VARIABLE rdna1_torch_status OUTPUT_STRIP_TRAILING_WHITESPACE)
-  if(NOT rdna1_torch_status EQUAL 0)
+  if(NOT rdna1_torch_status EQUAL 0 AND rdna1_python_given)
     string(REGEX REPLACE "\n$" "" rdna1_torch_error "${rdna1_torch_error}")
     string(REGEX REPLACE ".*\n" "" rdna1_torch_error "${rdna1_torch_error}")
     message(FATAL_ERROR "rdna1: ${RDNA1_PYTHON} cannot import torch (${rdna1_torch_error}); "
                         "install torch for it, or pass -DRDNA1_PYTHON=<a Python with torch>")
   endif()
+endif()
+if(RDNA1_PYTHON AND rdna1_torch_status EQUAL 0)
+  set(RDNA1_PYTHON "${RDNA1_PYTHON}" CACHE FILEPATH
+      "The Python whose torch to build against and that runs the Python tests (default: Debian's)")
   string(REPLACE "\n" ";" rdna1_torch_facts "${rdna1_torch_facts}")
   list(GET rdna1_torch_facts 0 RDNA1_TORCH_VERSION)
   list(GET rdna1_torch_facts 1 rdna1_torch_prefix)

@@ -5,6 +5,7 @@
 #include "ToolError.h"
 #include "WriteModuleFile.h"
 #include <rdna1/Backend.h>
+#include <rdna1/TorchCompat.h>
 
 #include <caffe2/serialize/inline_container.h>
 #include <torch/csrc/jit/serialization/import.h>
@@ -23,9 +24,12 @@ namespace fs = std::filesystem;
 namespace rdna1::tool {
 namespace {
 
-// The first line, without libtorch's "(Could this error message be improved? ...)" plea.
+// The first non-blank line, without libtorch's "(Could this error message be improved? ...)" plea.
 std::string firstLine(const std::string &text) {
-  std::string line = text.substr(0, text.find('\n'));
+  const auto start = text.find_first_not_of(" \t\r\n");
+  if (start == std::string::npos)
+    return "";
+  std::string line = text.substr(start, text.find('\n', start) - start);
   const auto plea = line.find("  (Could this error message be improved?");
   return plea == std::string::npos ? line : line.substr(0, plea);
 }
@@ -93,6 +97,14 @@ torch::jit::ExtraFilesMap inspectArchive(const std::string &path) {
   return extra;
 }
 
+bool savedByTorch2(const std::string &path) {
+  try {
+    return caffe2::serialize::PyTorchStreamReader(path).hasRecord(compat::kTorch2ArchiveRecord);
+  } catch (const std::exception &) {
+    return false;
+  }
+}
+
 torch::jit::Module loadModel(const std::string &path, torch::jit::ExtraFilesMap &extra) {
   try {
     // Convolutions run on the host anyway; CPU loading also works on machines without a GPU.
@@ -101,6 +113,11 @@ torch::jit::Module loadModel(const std::string &path, torch::jit::ExtraFilesMap 
     // A malformed archive can drive libtorch into undefined behaviour: it
     // crashes (CrashIsolation reports that) or throws an empty message.
     const std::string why = describe(error);
+    if (!compat::kReadsEveryTorch2Archive && savedByTorch2(path))
+      throw ToolError(kExitBadInput, "cannot load '" + path +
+                                         "': it was saved by torch 2.x, newer than this tool's torch " +
+                                         compat::kTorchVersion + " (" + why +
+                                         "); rewrite it with rdna1 built for torch 2.x (docs/install.md)");
     throw ToolError(kExitBadInput,
                     "cannot load '" + path + "': " +
                         (why.find_first_not_of(" \t\r\n") == std::string::npos

@@ -122,6 +122,20 @@ class BadInputTest(unittest.TestCase):
                 self.assertTrue(f'libtorch crashed reading it ({signal});' in line or
                                 'libtorch failed reading it without saying why;' in line, line)
 
+    def test_model_saved_by_a_newer_torch(self):
+        # Saved by torch 2.11, it calls scaled_dot_product_attention, which torch 1.13 lacks: a
+        # 1.13 build names both torches in one line; a 2.x build rewrites it.
+        path = os.path.join(self.dir, 'torch2-attention.pt')
+        shutil.copy(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'data', 'torch2-attention.pt'), path)
+        if int(torch.__version__.split('.')[0]) < 2:
+            self.assertFailsCleanly([path, self.out], EXIT_BAD_INPUT,
+                                    f"it was saved by torch 2.x, newer than this tool's torch {torch.__version__} "
+                                    '(Unknown builtin op: aten::scaled_dot_product_attention', unchanged=path)
+        else:
+            result = rewrite(path, self.out)
+            self.assertEqual(result.returncode, 0, result.stderr)
+            self.assertRegex(result.stdout, r'^rewrote 1 convolution layer')
+
     def test_torch_save_pickle(self):
         path = os.path.join(self.dir, 'state.pt')
         torch.save(torch.nn.Conv2d(1, 1, 1), path)

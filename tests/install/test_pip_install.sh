@@ -5,9 +5,10 @@
 # scripted resnet18 that plain torch.jit.load runs (check_pip_install.py). Also: without torch the
 # install stops with one line, and a package whose libraries were built for another torch says so
 # in one line at import.
-# Usage: test_pip_install.sh PYTHON SOURCE_DIR
+# Usage: test_pip_install.sh PYTHON SOURCE_DIR [CHECK_ARGS...] (check_pip_install.py's options)
 set -euo pipefail
 python=$1 source=$2
+shift 2
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 unset RDNA1_RUNTIME PYTHONPATH
@@ -31,7 +32,7 @@ start=$SECONDS
 quiet "$venv/bin/python" -m pip install --no-build-isolation --no-index "$source/python"
 echo "pip install built and installed rdna1 for torch $have in $((SECONDS - start)) s"
 cd "$work"
-"$venv/bin/python" "$source/tests/install/check_pip_install.py" "$venv"
+"$venv/bin/python" "$source/tests/install/check_pip_install.py" "$venv" "$@"
 
 # The package's libraries built for another torch: one line naming both versions at import.
 record=$("$venv/bin/python" -c 'import glob, os, sysconfig; print(glob.glob(os.path.join(sysconfig.get_paths()["platlib"], "rdna1", "rdna1_torch_version.txt"))[0])')
