@@ -13,7 +13,8 @@ namespace rdna1::tool {
 namespace {
 
 // The summary line, the report as JSON and one warning per node that still
-// reaches cuDNN/MIOpen; errors become Python RuntimeErrors with the tool's message.
+// reaches cuDNN/MIOpen. Errors become Python RuntimeErrors with the tool's message behind
+// "[rdna1 exit N] ", N its exit code: rdna1.rewrite raises them as rdna1.RewriteError.
 std::tuple<std::string, std::string, std::vector<std::string>>
 rewriteFileOp(const std::string &input, const std::string &output, const std::string &regions,
               const std::string &backend, bool dryRun, bool strict,
@@ -26,7 +27,7 @@ rewriteFileOp(const std::string &input, const std::string &output, const std::st
             reportJson(outcome.report, input, dryRun ? std::string() : output),
             remainingDnnWarnings(outcome.report)};
   } catch (const ToolError &error) {
-    TORCH_CHECK(false, error.what());
+    TORCH_CHECK(false, "[rdna1 exit ", static_cast<int>(error.code()), "] ", error.what());
   }
 }
 

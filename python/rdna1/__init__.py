@@ -22,7 +22,7 @@ __version__ = '0.2.0'  # the project's version (CMakeLists.txt); e2e_python_load
 
 __all__ = ['load', 'rewrite', 'RewriteResult', 'load_runtime', 'runtime_path', 'runtime_info', 'counters', 'reset_counters', 'clear_param_cache',
            'set_stand_in_device', 'set_backend', 'backend_for', 'bus_bandwidth',
-           'train_with_conv_regions', 'probe', 'RuntimeNotFoundError', 'TorchMismatchError']
+           'train_with_conv_regions', 'probe', 'RuntimeNotFoundError', 'TorchMismatchError', 'RewriteError']
 
 _LIBRARY = 'librdna1_runtime.so'
 _loaded_path = None
@@ -108,6 +108,30 @@ the rewritten module when the input was a module in memory (else None)."""
 RewriteResult.__str__ = lambda self: self.summary
 
 
+class RewriteError(RuntimeError):
+    """The rewrite refused its input or could not write its output: `str()` is the tool's one-line
+    message, `exit_code` the rdna1-rewrite tool's exit code for it (docs/cli.md)."""
+
+    def __init__(self, exit_code, message):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+_EXIT_CODE = re.compile(r'\[rdna1 exit (\d+)\] ')
+
+
+def _rewrite_file(*args):
+    """rdna1_tools::rewrite_file, its errors as RewriteError."""
+    try:
+        return _rewriter()(*args)
+    except RuntimeError as error:
+        text = str(error).strip()
+        match = _EXIT_CODE.search(text)
+        if match is None:
+            raise
+        raise RewriteError(int(match.group(1)), text[match.end():].splitlines()[0]) from None
+
+
 def _rewriter():
     runtime = load_runtime()
     path = _beside(os.path.dirname(runtime), 'librdna1_rewriter.so')
@@ -130,10 +154,11 @@ def rewrite(source, output=None, regions='auto', backend='auto', dry_run=False, 
     the runtime takes the latter where it measures a bus of at
     least 18 GB/s each way; forward then gets a copy for each mode; None: 'bus' where `regions`
     is 'auto', else as `regions`); `backend`: the default baked in ('auto', 'host', 'device', 'vendor'); `strict`: refuse
-    nodes that would still reach cuDNN/MIOpen instead of warning. Raises RuntimeError with the
-    tool's one-line message on bad input. Returns a RewriteResult.
+    nodes that would still reach cuDNN/MIOpen instead of warning. Raises RewriteError (a
+    RuntimeError) with the tool's one-line message and exit code on bad input. Returns a
+    RewriteResult.
     """
-    rewrite_file = _rewriter()
+    rewrite_file = _rewrite_file
     if isinstance(source, torch.jit.ScriptModule):
         with tempfile.TemporaryDirectory() as directory:
             path = os.path.join(directory, 'in.pt')

@@ -1,17 +1,25 @@
 """python3 -m rdna1 IN OUT [options]: the rdna1-rewrite command line, where LLVM is not installed.
 
-Same options, messages and exit codes as rdna1-rewrite for what it offers (no --verify)."""
+Same options, messages and exit codes as rdna1-rewrite for what it offers (no --verify): 0 done,
+1 bad command line, 2 IN missing or not a model, 3 a node would still reach cuDNN/MIOpen
+(--strict), 4 OUT cannot be written, 6 internal error (docs/cli.md)."""
 import argparse
 import json
 import sys
 
 import rdna1
 
-EXIT_USAGE, EXIT_FAILED = 1, 2
+EXIT_USAGE, EXIT_INTERNAL = 1, 6
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's own exit code, 2, means bad input to the tool
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f'{self.prog}: error: {message}\n')
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog='python3 -m rdna1', description=rdna1.rewrite.__doc__.split('\n')[0])
+    parser = _Parser(prog='python3 -m rdna1', description=rdna1.rewrite.__doc__.split('\n')[0])
     parser.add_argument('input', nargs='?', help='a TorchScript model (scripted, traced or frozen)')
     parser.add_argument('output', nargs='?', help='where the rewritten model goes')
     parser.add_argument('--regions', default='auto', choices=['auto', 'per-op', 'max', 'conv'])
@@ -39,10 +47,13 @@ def main(argv=None):
     try:
         result = rdna1.rewrite(args.input, args.output, args.regions, args.backend, args.dry_run, args.strict,
                                args.train_regions)
-    except RuntimeError as error:
+    except rdna1.RewriteError as error:
+        print(f'python3 -m rdna1: error: {error}', file=sys.stderr)
+        return error.exit_code
+    except RuntimeError as error:  # not the tool's own refusal: a bug, or a missing runtime
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         print(f'python3 -m rdna1: error: {message}', file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_INTERNAL
     for warning in result.warnings:
         print(f'python3 -m rdna1: warning: {warning}', file=sys.stderr)
     if args.report == '-':

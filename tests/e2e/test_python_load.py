@@ -121,6 +121,35 @@ class PythonLoadTest(unittest.TestCase):
         self.assertEqual(module.returncode, 0, module.stderr)
         self.assertEqual(module.stdout.strip(), python.summary.replace(out, out + '2'))
 
+    def test_module_command_line_exits_with_the_tools_codes(self):
+        # Each failure of `python3 -m rdna1` exits as rdna1-rewrite does for it, with one line.
+        import torch
+        class ConvLstm(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.conv = torch.nn.Conv1d(2, 4, 3)
+                self.lstm = torch.nn.LSTM(4, 4, batch_first=True)
+
+            def forward(self, x):
+                return self.lstm(self.conv(x).transpose(1, 2))[0]
+
+        lstm = os.path.join(self.dir, 'lstm.pt')
+        torch.jit.script(ConvLstm()).save(lstm)
+        out = os.path.join(self.dir, 'codes.pt')
+        cases = (([sample('audio', 'scripted'), out, '--no-such-option'], 1),
+                 ([os.path.join(self.dir, 'missing.pt'), out], 2),
+                 (['--strict', lstm, out], 3),
+                 ([sample('audio', 'scripted'), self.dir], 4))
+        for args, code in cases:
+            with self.subTest(args=args[-1], code=code):
+                tool, module = rewrite(*args), run(PYTHON, '-m', 'rdna1', *args)
+                self.assertEqual(tool.returncode, code, tool.stderr)
+                self.assertEqual(module.returncode, code, module.stderr)
+                if code != 1:  # usage errors: argparse's usage line, then one line
+                    self.assertEqual(len(module.stderr.strip().splitlines()), 1, module.stderr)
+                    self.assertEqual(module.stderr.split(': error: ', 1)[1], tool.stderr.split(': error: ', 1)[1])
+        self.assertFalse(os.path.exists(out))
+
 
 if __name__ == '__main__':
     unittest.main()
