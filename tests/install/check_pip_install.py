@@ -70,7 +70,10 @@ with tempfile.TemporaryDirectory() as directory:
         print(f'backend {backend or "default"} on {args.device}: outputs and 63 gradients within {worst:.1e} '
               f'of the original' + (', no cuDNN/MIOpen op' if args.device != 'cpu' else ''))
 
-    cli = subprocess.run([sys.executable, '-m', 'rdna1', source, os.path.join(directory, 'cli.pt')],
+    # Every warning shown: the tool's own output carries none (torch 2.x deprecates TorchScript's
+    # script and trace, which the rewrite does not call).
+    cli = subprocess.run([sys.executable, '-W', 'default', '-m', 'rdna1', source, os.path.join(directory, 'cli.pt')],
                          capture_output=True, text=True)
     assert cli.returncode == 0 and cli.stdout.startswith('rewrote 20 convolution layers'), cli
+    assert cli.stderr == '', f'python -m rdna1 printed: {cli.stderr}'
 print(f'pip-installed rdna1 {rdna1.__version__} for torch {torch.__version__}: checked')
