@@ -104,6 +104,14 @@ inline constexpr const char *kBusBandwidthSchema = "bus_bandwidth(Device device)
 inline constexpr const char *kCountersSchema = "counters() -> Dict(str, int)";
 inline constexpr const char *kResetCountersSchema = "reset_counters() -> ()";
 
+// Eager mode (rdna1/Eager.h): aten:: kernels that keep an ordinary program's
+// convolutions, norms and RNNs away from cuDNN/MIOpen. `on_cpu` (tests only)
+// registers them for CPU tensors instead of GPU ones.
+inline constexpr const char *kEagerEnableSchema =
+    "eager_enable(str? backend=None, bool on_cpu=False) -> ()";
+inline constexpr const char *kEagerDisableSchema = "eager_disable() -> ()";
+inline constexpr const char *kEagerEnabledSchema = "eager_enabled() -> bool";
+
 inline constexpr const char *kRuntimeInfo = "rdna1::runtime_info";
 inline constexpr const char *kRuntimeInfoSchema = "runtime_info() -> str";
 
