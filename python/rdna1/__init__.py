@@ -282,3 +282,7 @@ try:
     load_runtime()
 except RuntimeNotFoundError:
     pass
+
+# Eager mode (docs/eager.md): rdna1.enable(), rdna1.disable(), `with rdna1.enabled(): ...`.
+from .eager import enable, disable, enabled  # noqa: E402
+__all__ += ['enable', 'disable', 'enabled']
