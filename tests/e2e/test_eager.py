@@ -303,6 +303,24 @@ class EagerTest(unittest.TestCase):
             for a, e in zip(actual[0] + actual[1], expected[0] + expected[1]):
                 close(self, a, e, 1e-5, f'{layer} with dropout')
 
+    @unittest.skipUnless(hasattr(torch, 'compile'), 'torch.compile needs torch 2')
+    def test_compile_with_aot_eager_keeps_the_kernels(self):
+        torch.manual_seed(5)
+        model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                              nn.Conv2d(8, 4, 3, groups=2, stride=2))
+        x = torch.randn(2, 3, 12, 12)
+        expected_outs, expected_grads = forward_and_grads(model, x)
+        with rdna1.enabled('device', _on_cpu=True):
+            compiled = torch.compile(model, backend='aot_eager')
+            with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+                outs, grads = forward_and_grads(compiled, x)
+        torch._dynamo.reset()
+        names = {event.name for event in prof.events()}
+        self.assertEqual(sorted(n for n in names if n.startswith(ATEN_CONVOLUTION_KERNELS)), [])
+        close(self, outs[0], expected_outs[0], 2e-5, 'aot_eager output')
+        for k, (a, e) in enumerate(zip(grads, expected_grads)):
+            close(self, a, e, 2e-5, f'aot_eager gradient {k}')
+
     def test_crnn_training_step(self):
         model = TinyCrnn()
         self.compare(model, [torch.randn(2, 1, 16, 24)], 'device', tolerance=2e-5, what='CRNN')
