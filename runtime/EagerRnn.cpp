@@ -46,12 +46,13 @@ std::vector<CellWeights> gatherWeights(at::TensorList params, bool hasBiases, bo
   return weights;
 }
 
-at::Tensor linearOrMatmul(const at::Tensor &x, const at::Tensor &weight, const at::Tensor &bias) {
+at::Tensor linearWithOptionalBias(const at::Tensor &x, const at::Tensor &weight,
+                                  const at::Tensor &bias) {
   return at::linear(x, weight, bias.defined() ? c10::optional<at::Tensor>(bias) : c10::nullopt);
 }
 
 Hidden lstmStep(const at::Tensor &inputGates, const Hidden &hidden, const CellWeights &w) {
-  const at::Tensor hiddenGates = linearOrMatmul(hidden[0], w.hiddenWeight, w.hiddenBias);
+  const at::Tensor hiddenGates = linearWithOptionalBias(hidden[0], w.hiddenWeight, w.hiddenBias);
   at::Tensor h, c;
   if (inputGates.is_cuda()) {
     auto fused = at::_thnn_fused_lstm_cell(inputGates, hiddenGates, hidden[1]);
@@ -68,7 +69,7 @@ Hidden lstmStep(const at::Tensor &inputGates, const Hidden &hidden, const CellWe
 }
 
 Hidden gruStep(const at::Tensor &inputGates, const Hidden &hidden, const CellWeights &w) {
-  const at::Tensor hiddenGates = linearOrMatmul(hidden[0], w.hiddenWeight, w.hiddenBias);
+  const at::Tensor hiddenGates = linearWithOptionalBias(hidden[0], w.hiddenWeight, w.hiddenBias);
   if (inputGates.is_cuda())
     return {std::get<0>(at::_thnn_fused_gru_cell(inputGates, hiddenGates, hidden[0]))};
   const auto i = inputGates.chunk(3, 1);
@@ -86,11 +87,11 @@ Hidden step(Cell cell, const at::Tensor &inputGates, const Hidden &hidden, const
   case Cell::Gru:
     return gruStep(inputGates, hidden, w);
   case Cell::Tanh:
-    return {(inputGates + linearOrMatmul(hidden[0], w.hiddenWeight, w.hiddenBias)).tanh()};
+    return {(inputGates + linearWithOptionalBias(hidden[0], w.hiddenWeight, w.hiddenBias)).tanh()};
   case Cell::Relu:
     break;
   }
-  return {(inputGates + linearOrMatmul(hidden[0], w.hiddenWeight, w.hiddenBias)).relu()};
+  return {(inputGates + linearWithOptionalBias(hidden[0], w.hiddenWeight, w.hiddenBias)).relu()};
 }
 
 Hidden sliceBatch(const Hidden &hidden, int64_t start, int64_t end) {
@@ -119,7 +120,7 @@ struct LayerResult {
 // Padded input [time, batch, features], one direction.
 LayerResult paddedLayer(Cell cell, const at::Tensor &input, Hidden hidden, const CellWeights &w,
                         bool reverse) {
-  const auto inputGates = linearOrMatmul(input, w.inputWeight, w.inputBias).unbind(0);
+  const auto inputGates = linearWithOptionalBias(input, w.inputWeight, w.inputBias).unbind(0);
   std::vector<at::Tensor> outputs(inputGates.size());
   const int64_t steps = static_cast<int64_t>(inputGates.size());
   for (int64_t k = 0; k < steps; ++k) {
@@ -134,7 +135,7 @@ LayerResult paddedLayer(Cell cell, const at::Tensor &input, Hidden hidden, const
 // end drop off the batch's tail, and their final state is kept.
 LayerResult packedLayer(Cell cell, const at::Tensor &data, const std::vector<int64_t> &batchSizes,
                         Hidden hidden, const CellWeights &w) {
-  const at::Tensor inputGates = linearOrMatmul(data, w.inputWeight, w.inputBias);
+  const at::Tensor inputGates = linearWithOptionalBias(data, w.inputWeight, w.inputBias);
   std::vector<at::Tensor> outputs;
   std::vector<Hidden> finished;
   int64_t offset = 0, lastBatch = batchSizes.front();
@@ -157,7 +158,7 @@ LayerResult packedLayer(Cell cell, const at::Tensor &data, const std::vector<int
 LayerResult reversedPackedLayer(Cell cell, const at::Tensor &data,
                                 const std::vector<int64_t> &batchSizes, const Hidden &initial,
                                 const CellWeights &w) {
-  const at::Tensor inputGates = linearOrMatmul(data, w.inputWeight, w.inputBias);
+  const at::Tensor inputGates = linearWithOptionalBias(data, w.inputWeight, w.inputBias);
   std::vector<at::Tensor> outputs;
   int64_t offset = data.size(0), lastBatch = batchSizes.back();
   Hidden hidden = sliceBatch(initial, 0, lastBatch);
