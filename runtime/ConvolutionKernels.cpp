@@ -142,6 +142,20 @@ at::Tensor convAutograd(const at::Tensor &input, const at::Tensor &weight,
                         const c10::optional<at::Tensor> &bias, c10::IntArrayRef stride,
                         c10::IntArrayRef padding, c10::IntArrayRef dilation, bool transposed,
                         c10::IntArrayRef outputPadding, int64_t groups) {
+  const bool differentiable =
+      at::GradMode::is_enabled() &&
+      (input.requires_grad() || weight.requires_grad() || (bias && bias->requires_grad()));
+  if (!differentiable) {
+    // The op itself below autograd, as under inference mode: a tracer (torch.export's
+    // decompositions, AOTInductor) then records one rdna1::conv call, not the kernels of the
+    // backend that the tracing process would pick.
+    static const auto op = c10::Dispatcher::singleton()
+                               .findSchemaOrThrow("rdna1::conv", "")
+                               .typed<decltype(convKernel)>();
+    at::AutoDispatchBelowADInplaceOrView belowAutograd;
+    return op.call(input, weight, bias, stride, padding, dilation, transposed, outputPadding,
+                   groups);
+  }
   const ConvolutionArgs args = makeConvolutionArgs(weight.dim(), stride, padding, dilation,
                                                    transposed, outputPadding, groups);
   const Backend backend = backendFor(input.device());

@@ -22,7 +22,7 @@ __version__ = '0.2.0'  # the project's version (CMakeLists.txt); e2e_python_load
 
 __all__ = ['load', 'rewrite', 'RewriteResult', 'load_runtime', 'runtime_path', 'runtime_info', 'counters', 'reset_counters', 'clear_param_cache',
            'set_stand_in_device', 'set_backend', 'backend_for', 'bus_bandwidth',
-           'train_with_conv_regions', 'probe', 'RuntimeNotFoundError', 'TorchMismatchError', 'RewriteError']
+           'train_with_conv_regions', 'probe', 'aot_compile', 'RuntimeNotFoundError', 'TorchMismatchError', 'RewriteError']
 
 _LIBRARY = 'librdna1_runtime.so'
 _loaded_path = None
@@ -158,6 +158,8 @@ def rewrite(source, output=None, regions='auto', backend='auto', dry_run=False, 
     RuntimeError) with the tool's one-line message and exit code on bad input. Returns a
     RewriteResult.
     """
+    if _export.is_program(source):  # an ExportedProgram, or a .pt2 file by its content
+        return _export.rewrite(source, output, backend, dry_run, strict)
     rewrite_file = _rewrite_file
     if isinstance(source, torch.jit.ScriptModule):
         with tempfile.TemporaryDirectory() as directory:
@@ -282,6 +284,13 @@ try:
     load_runtime()
 except RuntimeNotFoundError:
     pass
+
+# The torch.export front door (torch 2.x): rdna1.rewrite takes ExportedPrograms and .pt2 files,
+# and the runtime's ops get the fake kernels that export, torch.export.load and Inductor need.
+from . import export as _export  # noqa: E402
+from .aot import aot_compile  # noqa: E402
+if _loaded_path and _export.available():
+    _export.register_fake_kernels()
 
 # Eager mode (docs/eager.md): rdna1.enable(), rdna1.disable(), `with rdna1.enabled(): ...`.
 from .eager import enable, disable, enabled  # noqa: E402

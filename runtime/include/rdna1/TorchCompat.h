@@ -15,4 +15,10 @@ inline constexpr const char *kTorchVersion = RDNA1_TORCH_VERSION;
 inline constexpr const char *kTorch2ArchiveRecord = "byteorder";
 inline constexpr bool kReadsEveryTorch2Archive = TORCH_VERSION_MAJOR >= 2;
 
+// torch.export programs (.pt2) need torch 2; a build for an older torch refuses them in one line.
+inline constexpr bool kHasTorchExport = TORCH_VERSION_MAJOR >= 2;
+// torch::inductor::AOTIModelPackageLoader (torch/csrc/inductor/aoti_package/) since torch 2.6.
+#define RDNA1_HAS_AOTI_PACKAGE_LOADER                                                              \
+  (TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 6))
+
 } // namespace rdna1::compat
