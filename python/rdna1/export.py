@@ -11,8 +11,10 @@ pick cuDNN/MIOpen on a GPU. Each becomes the runtime op of the same meaning (OpS
 decomposed program (aten.convolution, native norms that never reach cuDNN) is rewritten too.
 """
 import copy
+import json
 import os
 import shutil
+import tempfile
 import zipfile
 
 import torch
@@ -343,23 +345,41 @@ def _first_line(error):
     return text.splitlines()[0] if text else type(error).__name__
 
 
+def _saved_format_mismatch(path):
+    """Why this torch cannot read the program's serialized format (another major version of
+    torch.export's schema), or None. torch.export.load itself only logs that as a warning."""
+    try:
+        from torch._export.serde.schema import SCHEMA_VERSION
+        with zipfile.ZipFile(path) as archive:
+            name = next(n for n in archive.namelist() if n.split('/', 1)[-1].startswith('models/')
+                        and n.endswith('.json'))
+            saved = json.loads(archive.read(name))['schema_version']
+    except Exception:  # no schema to compare: torch.export.load says what is wrong
+        return None
+    if saved.get('major') == SCHEMA_VERSION[0]:
+        return None
+    return (f"it was saved by a torch whose export format this torch {torch.__version__} cannot read "
+            f"(schema {saved.get('major')}.{saved.get('minor')}, this torch reads "
+            f'{SCHEMA_VERSION[0]}.x); rewrite it with rdna1 on the torch that exported it')
+
+
 def load_program(path):
     """torch.export.load, its failures as RewriteError (exit 2) with one line."""
     _check_input(path)
+    mismatch = _saved_format_mismatch(path)
+    if mismatch:
+        raise _error(EXIT_BAD_INPUT, f"cannot load '{path}': {mismatch}")
     try:
-        return torch.export.load(path)
+        with open(path, 'rb') as f:  # a file object: torch.export.load refuses paths without .pt2
+            return torch.export.load(f)
     except Exception as error:  # torch raises many kinds here (SerializeError, KeyError, ...)
-        why = _first_line(error)
-        if 'version' in why.lower() or 'schema' in why.lower():
-            why = (f'it was saved by a torch whose export format this torch {torch.__version__} cannot read '
-                   f'({why})')
-        raise _error(EXIT_BAD_INPUT, f"cannot load '{path}': {why}") from None
+        raise _error(EXIT_BAD_INPUT, f"cannot load '{path}': {_first_line(error)}") from None
 
 
 def _write_atomically(output, write):
     """write(temporary path), then renames it over `output`: readers see the old file or the
     whole new one."""
-    temporary = f'{output}.tmp-{os.getpid()}'
+    temporary = f'{output}.tmp-{os.getpid()}.pt2'  # torch.export.save warns about other suffixes
     try:
         write(temporary)
         with open(temporary, 'rb+') as f:
@@ -370,6 +390,9 @@ def _write_atomically(output, write):
             os.remove(temporary)
         except OSError:
             pass
+        import rdna1
+        if isinstance(error, rdna1.RewriteError):
+            raise
         if isinstance(error, OSError):
             raise _error(EXIT_CANNOT_WRITE, f"cannot write '{output}': {error.strerror or error}") from None
         if isinstance(error, Exception):
@@ -377,10 +400,12 @@ def _write_atomically(output, write):
         raise
 
 
-def rewrite(source, output=None, backend='auto', dry_run=False, strict=False):
+def rewrite(source, output=None, backend='auto', dry_run=False, strict=False, check_written=None):
     """rdna1.rewrite for exported programs: `source` is an ExportedProgram or the path of a .pt2
     saved by torch.export.save. Returns rdna1.RewriteResult; with a program, `.module` is the
-    rewritten ExportedProgram (written to `output` too if given)."""
+    rewritten ExportedProgram (written to `output` too if given). `check_written(program, path)`,
+    if given, sees the original program and the written file before it replaces `output` (also
+    for a dry run, in a temporary directory) and may refuse it by raising RewriteError."""
     import rdna1
     if isinstance(source, (str, os.PathLike)):
         source = os.fspath(source)
@@ -411,11 +436,19 @@ def rewrite(source, output=None, backend='auto', dry_run=False, strict=False):
     else:
         summary = _summary(reports) + (f', default backend {backend}' if backend != 'auto' else '') \
             + destination
-    if output is not None:
+    def write(path):
         if unchanged and isinstance(source, str):
-            _write_atomically(output, lambda path: shutil.copyfile(source, path))
+            shutil.copyfile(source, path)
         else:
-            _write_atomically(output, lambda path: torch.export.save(rewritten, path))
+            torch.export.save(rewritten, path)
+        if check_written is not None:
+            check_written(program, path)
+
+    if output is not None:
+        _write_atomically(output, write)
+    elif check_written is not None:
+        with tempfile.TemporaryDirectory() as directory:
+            write(os.path.join(directory, 'rewritten.pt2'))
     report = _report(reports, name, output or '', backend)
     return rdna1.RewriteResult(summary, report, _warnings(reports),
                                None if isinstance(source, str) else rewritten)

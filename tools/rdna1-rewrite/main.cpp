@@ -1,6 +1,7 @@
 // rdna1-rewrite IN.pt OUT.pt: rewrites a TorchScript model so that its
 // convolutions run through the rdna1 runtime instead of cuDNN/MIOpen.
 #include "CrashIsolation.h"
+#include "ExportedProgramFile.h"
 #include "ReportJson.h"
 #include "RewriteFile.h"
 #include "Summary.h"
@@ -205,5 +206,7 @@ int main(int argc, char **argv) {
     std::cerr << "rdna1-rewrite: error: missing <out.pt> (or pass --dry-run)\n";
     return tool::kExitUsage;
   }
+  if (tool::isExportedProgramFile(inputPath)) // a .pt2, by its records: the export pass
+    return tool::rewriteExportedProgram(argc, argv);
   return tool::runIsolated(runRewrite, inputPath, dryRun ? std::string() : std::string(outputPath));
 }
