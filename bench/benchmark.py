@@ -183,9 +183,7 @@ def build(name, workdir, device, regions='auto'):
     original = os.path.join(workdir, f'{name}.pt')
     rewritten = os.path.join(workdir, f"{name}.{regions.replace('/', '-')}.rdna1.pt")
     scripted.save(original)
-    # 'auto/conv': one file, --regions=auto with --train-regions=conv.
-    eval_regions, _, train_regions = regions.partition('/')
-    summary = rdna1.rewrite(original, rewritten, eval_regions, train_regions=train_regions or None)
+    summary = rdna1.rewrite(original, rewritten, regions)
     # Fresh loads rather than deepcopy: deep-copied script modules have non-leaf parameters.
     load_gpu = lambda: torch.jit.load(original, map_location=device).eval()  # noqa: E731
     load_ours = lambda: rdna1.load(rewritten, map_location=device).eval()  # noqa: E731
@@ -256,13 +254,11 @@ def main():
     parser.add_argument('--infer', default='', help='model:batch pairs for more inference rows, each '
                         'at its own batch (after --models x --batches)')
     parser.add_argument('--device', default='cuda')
-    parser.add_argument('--regions', default='auto', choices=['auto', 'per-op', 'max', 'conv'],
+    parser.add_argument('--regions', default='auto', choices=['auto', 'per-op'],
                         help='rewrite mode for the inference rows')
     parser.add_argument('--train-regions', default='auto',
                         help='rewrite modes for the training rows, comma-separated, a row each '
-                        '(auto, per-op, max, conv; conv: norms stay on the device; auto/X: one '
-                        'file, --regions=auto --train-regions=X; auto alone is the default rewrite, '
-                        '--train-regions=bus, and its row names the copy the runtime took)')
+                        '(auto, the default rewrite, or per-op)')
     parser.add_argument('--out', default=None, help='folder for the markdown table')
     args = parser.parse_args()
     torch.backends.cudnn.benchmark = True
@@ -281,18 +277,15 @@ def main():
     jobs += [(m.split(':')[0], 'infer', int(m.split(':')[1]), args.regions) for m in args.infer.split(',') if m]
     train_modes = args.train_regions.split(',')
     for mode in train_modes:
-        if mode not in ('auto', 'per-op', 'max', 'conv', 'auto/conv', 'auto/auto', 'auto/bus'):
-            parser.error(f"--train-regions: unknown mode '{mode}' (auto, per-op, max, conv, auto/conv, "
-                         "auto/auto, auto/bus)")
+        if mode not in ('auto', 'per-op'):
+            parser.error(f"--train-regions: unknown mode '{mode}' (auto, per-op)")
     jobs += [(m.split(':')[0], 'train', int(m.split(':')[1]), r) for m in args.train.split(',') if m for r in train_modes]
     with tempfile.TemporaryDirectory() as workdir:
         for name, mode, batch, regions in jobs:
             bench = bench_inference if mode == 'infer' else bench_training
             ms, c, how, summary, error = bench(name, batch, workdir, args.device, regions)
             copies = c['to_host_copies'] + c['to_device_copies']
-            # Files with a training copy per bus (the default): the copy the runtime took.
-            took = {'conv': c.get('trainings_with_conv_regions', 0), 'auto': c.get('trainings_with_auto_regions', 0)}
-            taken = f" (took {max(took, key=took.get)})" if mode == 'train' and any(took.values()) else ''
+            taken = ''
             row = (f"| {name} ({how}) | {mode}, {regions}{taken} | {batch} | {ms['gpu']:.1f} | {ms['per-layer']:.1f} | {ms['cpu']:.1f} "
                    f"| {ms['ours']:.1f} | {ms['ours'] / ms['per-layer']:.2f} | {ms['ours'] / ms['cpu']:.2f} "
                    f"| {ms['ours'] / ms['gpu']:.2f} | {copies:.0f} | {c['to_host_bytes'] / 1e6:.2f} "

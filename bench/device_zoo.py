@@ -17,7 +17,7 @@ the device, and their whole state_dict (running statistics, num_batches_tracked)
 original's; --training-state-only skips the other checks.
 
     device_zoo.py [--only zoo|shapes] [--set families] [--shard K/N] [--models a,b] [--device cpu]
-                  [--backend host|device] [--training-state[-only]] [--state-regions auto,max,conv]
+                  [--backend host|device] [--training-state[-only]] [--state-regions auto,per-op]
 """
 import argparse
 import contextlib
@@ -294,7 +294,7 @@ def main():
     parser.add_argument('--backend', choices=['host', 'device'], default='host')
     parser.add_argument('--training-state', action='store_true')
     parser.add_argument('--training-state-only', action='store_true')
-    parser.add_argument('--state-regions', default='auto,max,conv')
+    parser.add_argument('--state-regions', default='auto,per-op')
     parser.add_argument('--no-giants', action='store_true', help='skip the models over 190M parameters')
     args = parser.parse_args()
     global EXPLAIN, BACKEND

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """What a rewritten file costs to load: a torchvision model scripted, rewritten with each
---train-regions choice, then each file loaded in a fresh process; prints the rewrite time, the
-load time and the loading process's peak RSS (each copy of forward is compiled when the file
-loads: TorchScript's cost grows faster than the graph).
+--regions mode, then each file loaded in a fresh process; prints the rewrite time, the load time
+and the loading process's peak RSS (each copy of forward is compiled when the file loads:
+TorchScript's cost grows faster than the graph).
 
-    load_cost.py [--model efficientnet_b7] [--train-regions bus,auto]
+    load_cost.py [--model efficientnet_b7] [--regions auto,per-op]
 """
 import argparse
 import os
@@ -33,20 +33,20 @@ def load_in_child(path):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--model', default='efficientnet_b7')
-    parser.add_argument('--train-regions', default='bus,auto')
+    parser.add_argument('--regions', default='auto')
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work:
         original = os.path.join(work, 'original.pt')
         torch.jit.script(getattr(torchvision.models, args.model)().eval()).save(original)
         seconds, gb = load_in_child(original)
         print(f'{args.model} original: load {seconds:.1f} s, peak RSS {gb:.2f} GB')
-        for choice in args.train_regions.split(','):
+        for choice in args.regions.split(','):
             out = os.path.join(work, f'{choice}.pt')
             start = time.time()
-            summary = rdna1.rewrite(original, out, train_regions=choice).summary
+            summary = rdna1.rewrite(original, out, choice).summary
             rewrite_s = time.time() - start
             seconds, gb = load_in_child(out)
-            print(f'{args.model} --train-regions={choice}: rewrite {rewrite_s:.1f} s, load {seconds:.1f} s, '
+            print(f'{args.model} --regions={choice}: rewrite {rewrite_s:.1f} s, load {seconds:.1f} s, '
                   f'peak RSS {gb:.2f} GB  # {summary}')
 
 

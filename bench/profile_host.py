@@ -3,7 +3,7 @@
 model on the CPU): the rewritten model on the host backend beside the whole model on the CPU in
 channels-last, each inference profiled with torch.profiler (CPU activity) after warm-up, the ops
 with the most self CPU time listed side by side, and the bus: pinned copies of 4, 64 and 256 MB
-each way, timed (the figure that decides between --train-regions auto and conv), and the minor
+each way, timed, and the minor
 page faults per forward (MALLOC_TRIM_THRESHOLD_/MALLOC_MMAP_THRESHOLD_ change them: glibc's
 returned memory is faulted in again inside ops).
 

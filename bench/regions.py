@@ -1,12 +1,10 @@
 #!/usr/bin/env python3
-"""Host regions on the pure CNNs of issue 14, in one run: benchmark.py's table (bus copies per
-forward, time against the whole model on the CPU in channels-last and against the per-layer
-fallback, relative error) for resnet18/50, mobilenet_v2, efficientnet_b0, densenet121,
-shufflenet_v2_x1_0 and the UNet at batch 8, deeplabv3_resnet50 at batch 1 (384x384), and training
-steps rewritten as by default (auto: --train-regions=bus, the runtime takes the auto or the conv
-training copy from the bus it measures; the row names the one it took) and, beside them,
-auto/auto (--train-regions=auto: the auto copy alone) and conv (--regions=conv). Arguments go
-to benchmark.py after that default (a later option wins)."""
+"""Host regions on the pure CNNs, in one run: benchmark.py's table (bus copies per forward, time
+against the whole model on the CPU in channels-last and against the per-layer fallback, relative
+error) for resnet18/50, mobilenet_v2, efficientnet_b0, densenet121, shufflenet_v2_x1_0 and the
+UNet at batch 8, deeplabv3_resnet50 at batch 1 (384x384), and training steps of the default
+rewrite (auto) and of per-op. Arguments go to benchmark.py after that default (a later option
+wins)."""
 import os
 import sys
 
@@ -15,7 +13,7 @@ import backends  # noqa: E402,F401  (adds the zoo models to benchmark.MODELS)
 import benchmark  # noqa: E402
 
 DEFAULT = ['--models', 'resnet18,resnet50,mobilenet_v2,efficientnet_b0,densenet121,shufflenet_v2_x1_0,unet',
-           '--batches', '8', '--infer', 'deeplabv3_resnet50:1', '--train', 'resnet18:8,mobilenet_v2:8,unet:2', '--train-regions', 'auto,auto/auto,conv']
+           '--batches', '8', '--infer', 'deeplabv3_resnet50:1', '--train', 'resnet18:8,mobilenet_v2:8,unet:2', '--train-regions', 'auto,per-op']
 
 if __name__ == '__main__':
     sys.argv = [sys.argv[0]] + DEFAULT + sys.argv[1:]

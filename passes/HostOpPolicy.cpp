@@ -1,5 +1,7 @@
 #include "HostOpPolicy.h"
 
+#include "OpSymbols.h"
+
 #include <rdna1/OpSchemas.h>
 
 #include <torch/csrc/jit/frontend/function_schema_parser.h>
@@ -21,9 +23,9 @@ c10::Symbol aten(const char *name) {
 const std::unordered_map<c10::Symbol, OpClass> &opClasses() {
   static const auto *classes = [] {
     auto *m = new std::unordered_map<c10::Symbol, OpClass>{
-        {c10::Symbol::fromQualString(ops::kConv), OpClass::Conv},
-        {c10::Symbol::fromQualString(ops::kBatchNorm), OpClass::Norm},
-        {c10::Symbol::fromQualString(ops::kInstanceNorm), OpClass::Norm},
+        {symbols::kConv, OpClass::Conv},
+        {symbols::kBatchNorm, OpClass::Norm},
+        {symbols::kInstanceNorm, OpClass::Norm},
         {c10::prim::ListConstruct, OpClass::List},
         {c10::prim::ListUnpack, OpClass::List},
         {aten("append"), OpClass::List},
@@ -113,14 +115,13 @@ Value *dropoutTrainFlag(const Node *node) {
 }
 
 NormStatistics normStatistics(const Node *node) {
-  static const c10::Symbol kBatchNorm = c10::Symbol::fromQualString(ops::kBatchNorm);
   static const size_t batchMean = argumentIndex(ops::kBatchNormSchema, "running_mean");
   static const size_t batchVar = argumentIndex(ops::kBatchNormSchema, "running_var");
   static const size_t batchTraining = argumentIndex(ops::kBatchNormSchema, "training");
   static const size_t instanceMean = argumentIndex(ops::kInstanceNormSchema, "running_mean");
   static const size_t instanceVar = argumentIndex(ops::kInstanceNormSchema, "running_var");
   static const size_t instanceStats = argumentIndex(ops::kInstanceNormSchema, "use_input_stats");
-  if (node->kind() == kBatchNorm)
+  if (node->kind() == symbols::kBatchNorm)
     return {node->input(batchMean), node->input(batchVar), node->input(batchTraining)};
   return {node->input(instanceMean), node->input(instanceVar), node->input(instanceStats)};
 }

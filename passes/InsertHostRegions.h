@@ -17,46 +17,31 @@
 // the updated statistics are copied back to the device after the region.
 //
 // The pieces: HostOpPolicy.h (which ops, of what cost class), RegionFinder.h
-// (runs, hazards, edges), RegionCostModel.h (where the edges go under
-// --regions=auto), RegionEmitter.h (the IR).
-// --regions=max also hosts matrix products and trims nothing.
-// --regions=conv hosts convolutions alone, each with batched, pinned,
-// channels-last transfers.
+// (runs, hazards, edges), RegionCostModel.h (where the edges go), RegionEmitter.h
+// (the IR). Splitting a method into a training and an eval copy is not this
+// pass's business: RewriteModule does it before, where it saves crossings.
 #pragma once
 
 #include <torch/csrc/jit/ir/ir.h>
 
-#include <optional>
 #include <string>
 #include <vector>
 
 namespace rdna1::passes {
-
-enum class RegionMode { Auto, Max, ConvOnly };
-
-// The mode's name as rdna1-rewrite --regions spells it ("auto", "max", "conv"),
-// and the mode of a name (nullopt for another name): the one table of both.
-const char *regionModeName(RegionMode mode);
-std::optional<RegionMode> regionModeNamed(const std::string &name);
 
 struct RegionStats {
   int regions = 0;
   int hostNodes = 0;
   // Every region dropped, cut or trimmed and every node that ended one, with why.
   std::vector<std::string> decisions;
-  // The prim::If between the training and the eval copy, when the method was split.
-  torch::jit::Node *evalSplit = nullptr;
 };
 
 bool HasHostRegions(const std::shared_ptr<torch::jit::Graph> &graph);
+// The rdna1::to_host calls in `block` and its nested blocks: the region entries.
+int CountToHost(torch::jit::Block *block);
 
 // Expects an inlined graph whose convolutions are already rdna1::conv nodes.
-// A graph that already has regions is left as it is. With `evalPath`, a method
-// that branches on `training` is split as SpecializeEvalPath.h says where that
-// saves crossings in eval mode; the caller then outlines both copies
-// (OutlineEvalPath.h), since TorchScript cannot load them inline in a large
-// model.
-RegionStats InsertHostRegions(const std::shared_ptr<torch::jit::Graph> &graph, RegionMode mode,
-                              bool evalPath = false);
+// A graph that already has regions is left as it is.
+RegionStats InsertHostRegions(const std::shared_ptr<torch::jit::Graph> &graph);
 
 } // namespace rdna1::passes

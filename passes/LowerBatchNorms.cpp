@@ -1,5 +1,7 @@
 #include "LowerBatchNorms.h"
 
+#include "OpSymbols.h"
+
 #include "GraphWalk.h"
 
 #include <rdna1/OpSchemas.h>
@@ -11,9 +13,9 @@ namespace rdna1::passes {
 RewriteCounts LowerBatchNorms(const std::shared_ptr<torch::jit::Graph> &graph) {
   static const std::unordered_map<c10::Symbol, c10::Symbol> kTargets{
       {c10::Symbol::fromQualString("aten::batch_norm"),
-       c10::Symbol::fromQualString(ops::kBatchNorm)},
+       symbols::kBatchNorm},
       {c10::Symbol::fromQualString("aten::instance_norm"),
-       c10::Symbol::fromQualString(ops::kInstanceNorm)},
+       symbols::kInstanceNorm},
   };
   RewriteCounts counts;
   for (torch::jit::Node *node : allNodes(graph)) {

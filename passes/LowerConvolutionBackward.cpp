@@ -1,5 +1,7 @@
 #include "LowerConvolutionBackward.h"
 
+#include "OpSymbols.h"
+
 #include "GraphWalk.h"
 
 #include <rdna1/OpSchemas.h>
@@ -9,7 +11,7 @@ namespace rdna1::passes {
 RewriteCounts LowerConvolutionBackward(const std::shared_ptr<torch::jit::Graph> &graph) {
   static const auto kConvolutionBackward =
       c10::Symbol::fromQualString("aten::convolution_backward");
-  static const auto kHostBackward = c10::Symbol::fromQualString(ops::kConvBackward);
+  static const auto kHostBackward = symbols::kConvBackward;
   RewriteCounts counts;
   for (torch::jit::Node *node : allNodes(graph)) {
     // Same arguments and results as rdna1::conv_backward.

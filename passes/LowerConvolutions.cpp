@@ -1,5 +1,7 @@
 #include "LowerConvolutions.h"
 
+#include "OpSymbols.h"
+
 #include "GraphWalk.h"
 
 #include <rdna1/OpSchemas.h>
@@ -115,7 +117,7 @@ Value *emitConvCall(Graph &graph, const ConvCall &call, const torch::jit::Source
     inputs.push_back(call.outputPadding);
   }
   inputs.push_back(call.groups);
-  Node *conv = graph.insertNode(graph.create(c10::Symbol::fromQualString(ops::kConv), inputs, 1));
+  Node *conv = graph.insertNode(graph.create(symbols::kConv, inputs, 1));
   conv->setSourceRange(range);
   conv->output()->setType(c10::TensorType::get());
   Value *result = conv->output();

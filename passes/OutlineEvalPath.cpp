@@ -2,8 +2,6 @@
 
 #include "GraphWalk.h"
 
-#include <rdna1/OpSchemas.h>
-
 #include <torch/csrc/jit/api/module.h>
 
 #include <algorithm>
@@ -22,7 +20,8 @@ using torch::jit::Value;
 
 constexpr const char *kTrainingPrefix = "_rdna1_training_";
 constexpr const char *kEvalPrefix = "_rdna1_eval_";
-constexpr const char *kConvTrainingPrefix = "_rdna1_training_conv_";
+// Files written by 0.2 may also hold a second training copy, "_rdna1_training_conv_<name>"
+// (its conv copy), which the training prefix covers.
 
 // The values that `block` (its nodes, nested blocks and outputs) reads from
 // outside it, each once, in order of first use.
@@ -109,21 +108,12 @@ void addMethod(torch::jit::Module &module, const std::string &name, std::shared_
   module.type()->addMethod(function);
 }
 
-// Moves `block` into method `name` and has it call that; returns the call's arguments.
-std::vector<Value *> outline(torch::jit::Module &module, Block *block, const std::string &name) {
+// Moves `block` into method `name` and has it call that.
+void outline(torch::jit::Module &module, Block *block, const std::string &name) {
   Value *self = block->owningGraph()->inputs()[0];
   std::vector<Value *> arguments;
   addMethod(module, name, outlinedGraph(block, self, arguments));
   callInstead(block, name, arguments);
-  return arguments;
-}
-
-// The device of the first tensor argument, or None.
-Value *deviceOfFirstTensor(Graph &graph) {
-  for (Value *input : graph.inputs())
-    if (input->type()->cast<c10::TensorType>())
-      return graph.insert(c10::prim::device, {input});
-  return graph.insertNode(graph.createNone())->output();
 }
 
 } // namespace
@@ -133,9 +123,6 @@ std::string trainingCopyName(const std::string &method) {
 }
 std::string evalCopyName(const std::string &method) {
   return kEvalPrefix + method;
-}
-std::string convTrainingCopyName(const std::string &method) {
-  return kConvTrainingPrefix + method;
 }
 
 bool IsOutlinedCopy(const std::string &name) {
@@ -148,46 +135,12 @@ bool HasOutlinedCopies(const torch::jit::Module &module, const std::string &meth
 }
 
 bool CanOutlineEvalPath(const torch::jit::Module &module, const std::string &method) {
-  return !module.find_method(trainingCopyName(method)) &&
-         !module.find_method(evalCopyName(method)) &&
-         !module.find_method(convTrainingCopyName(method));
+  return !module.find_method(trainingCopyName(method)) && !module.find_method(evalCopyName(method));
 }
 
-void OutlineEvalPath(torch::jit::Module &module, const std::string &method, Node *split,
-                     bool evalCopy) {
-  const std::vector<Value *> arguments =
-      outline(module, split->blocks()[0], trainingCopyName(method));
-  if (evalCopy)
-    outline(module, split->blocks()[1], evalCopyName(method));
-  else // the training copy reads its flags itself; its arguments are defined before the split
-    callInstead(split->blocks()[1], trainingCopyName(method), arguments);
-}
-
-void AddConvTrainingCopy(torch::jit::Module &module, const std::string &method, Node *split) {
-  const std::string training = trainingCopyName(method);
-  const std::string conv = convTrainingCopyName(method);
-  addMethod(module, conv, module.get_method(training).graph()->copy());
-  Node *call = split->blocks()[0]->nodes().front(); // OutlineEvalPath's call of `training`
-  Graph &graph = *split->owningGraph();
-  torch::jit::WithInsertPoint atCall(call);
-  Value *takeConv =
-      graph
-          .insertNode(graph.create(c10::Symbol::fromQualString(ops::kTrainWithConvRegions),
-                                   {deviceOfFirstTensor(graph)}, 1))
-          ->output()
-          ->setType(c10::BoolType::get());
-  Node *choice = graph.insertNode(graph.create(c10::prim::If, {takeConv}, call->outputs().size()));
-  for (const auto &[branch, name] :
-       {std::pair{choice->addBlock(), conv}, std::pair{choice->addBlock(), training}}) {
-    Node *copy = branch->appendNode(graph.createClone(call, [](Value *v) { return v; }));
-    copy->s_(c10::attr::name, name);
-    for (Value *output : copy->outputs())
-      branch->registerOutput(output);
-  }
-  for (size_t i = 0; i < call->outputs().size(); ++i)
-    choice->output(i)->setType(call->output(i)->type());
-  call->replaceAllUsesWith(choice);
-  call->destroy();
+void OutlineEvalPath(torch::jit::Module &module, const std::string &method, Node *split) {
+  outline(module, split->blocks()[0], trainingCopyName(method));
+  outline(module, split->blocks()[1], evalCopyName(method));
 }
 
 } // namespace rdna1::passes

@@ -1,5 +1,7 @@
 #include "RegionEmitter.h"
 
+#include "OpSymbols.h"
+
 #include "GraphWalk.h"
 #include "HostOpPolicy.h"
 #include "RegionValues.h"
@@ -25,13 +27,13 @@ void hoist(Value *v, Node *first) {
   def->moveBefore(first);
 }
 
-std::vector<Value *> emitListCall(Graph &graph, const char *op, const std::vector<Value *> &tensors,
+std::vector<Value *> emitListCall(Graph &graph, c10::Symbol op, const std::vector<Value *> &tensors,
                                   Value *like) {
   Value *list = graph.insertNode(graph.createList(c10::TensorType::get(), tensors))->output();
   std::vector<Value *> args{list};
   if (like)
     args.push_back(like);
-  Node *call = graph.insertNode(graph.create(c10::Symbol::fromQualString(op), args, 1));
+  Node *call = graph.insertNode(graph.create(op, args, 1));
   call->output()->setType(c10::ListType::ofTensors());
   Node *unpack = graph.insertNode(graph.createListUnpack(call->output(), tensors.size()));
   return unpack->outputs().vec();
@@ -80,7 +82,7 @@ struct StatisticsWriteBack {
     Value *sources =
         graph.insertNode(graph.createList(c10::TensorType::get(), hostStats))->output();
     graph.insertNode(
-        graph.create(c10::Symbol::fromQualString(ops::kCopyBack), {targets, sources}, 0));
+        graph.create(symbols::kCopyBack, {targets, sources}, 0));
   }
 };
 
@@ -114,17 +116,17 @@ std::unordered_map<Value *, Value *> emitEntry(Graph &graph, const Crossings &c,
     hoist(v, first);
   std::unordered_map<Value *, Value *> hostOf;
   torch::jit::WithInsertPoint entry(first);
-  const auto hostActivations = emitListCall(graph, ops::kToHost, c.activations, nullptr);
+  const auto hostActivations = emitListCall(graph, symbols::kToHost, c.activations, nullptr);
   for (size_t i = 0; i < c.activations.size(); ++i)
     hostOf[c.activations[i]] = hostActivations[i];
   if (!c.params.empty()) {
-    const auto hostParams = emitListCall(graph, ops::kHostParams, c.params, nullptr);
+    const auto hostParams = emitListCall(graph, symbols::kHostParams, c.params, nullptr);
     for (size_t i = 0; i < c.params.size(); ++i)
       hostOf[c.params[i]] = hostParams[i];
   }
   for (Value *v : c.optionalParams) {
     Node *call =
-        graph.insertNode(graph.create(c10::Symbol::fromQualString(ops::kHostParam), {v}, 1));
+        graph.insertNode(graph.create(symbols::kHostParam, {v}, 1));
     call->output()->setType(v->type());
     hostOf[v] = call->output();
   }
@@ -162,7 +164,7 @@ bool emitHostRegion(Graph &graph, const Region &region, std::string &whyNot) {
     for (Value *v : c.outputs)
       uses.push_back(usesAfter(v, region));
     const auto deviceOutputs =
-        emitListCall(graph, ops::kToDevice, c.outputs, c.activations.front());
+        emitListCall(graph, symbols::kToDevice, c.outputs, c.activations.front());
     for (size_t i = 0; i < c.outputs.size(); ++i)
       for (const torch::jit::Use &use : uses[i])
         use.user->replaceInput(use.offset, deviceOutputs[i]);

@@ -102,9 +102,8 @@ OpClass edgeClass(const Node *node) {
 
 class RegionFinder {
 public:
-  RegionFinder(const std::shared_ptr<Graph> &graph, RegionMode mode,
-               std::vector<std::string> &decisions)
-      : aliasDb_(graph), mode_(mode), decisions_(decisions) {}
+  RegionFinder(const std::shared_ptr<Graph> &graph, std::vector<std::string> &decisions)
+      : aliasDb_(graph), decisions_(decisions) {}
 
   void find(Block *block, std::vector<Region> &out) {
     Region current(block);
@@ -245,10 +244,8 @@ private:
     const auto cls = classifyOp(node);
     if (!cls)
       return std::string("no host kernel is listed for it (HostOpPolicy)");
-    if (*cls == OpClass::Heavy && mode_ != RegionMode::Max)
-      return std::string("matrix products run on the device (--regions=max hosts them)");
-    if (*cls != OpClass::Conv && mode_ == RegionMode::ConvOnly)
-      return std::string("--regions=conv hosts convolutions alone");
+    if (*cls == OpClass::Heavy)
+      return std::string("matrix products run on the device");
     if (isDropout(node) && !isConstantFalse(dropoutTrainFlag(node)))
       return std::string("dropout that may train stays where its random numbers are drawn");
     for (const Value *out : node->outputs())
@@ -279,8 +276,6 @@ private:
                               std::all_of(node->outputs().begin(), node->outputs().end(), isTensor);
     if (!makesTensors)
       return std::string("no host kernel is listed for it (HostOpPolicy)");
-    if (mode_ == RegionMode::ConvOnly)
-      return std::string("--regions=conv hosts convolutions alone");
     std::vector<Node *> nested;
     for (Block *inner : node->blocks())
       collectNodes(inner, nested);
@@ -320,7 +315,7 @@ private:
     }
     if (*cls == OpClass::Conv || *cls == OpClass::Norm)
       return std::string("convolutions and norms in branches are not hosted");
-    if (*cls == OpClass::Heavy && mode_ != RegionMode::Max)
+    if (*cls == OpClass::Heavy)
       return std::string("matrix products run on the device");
     if (isDropout(n) && !isConstantFalse(dropoutTrainFlag(n)))
       return std::string("dropout that may train stays where its random numbers are drawn");
@@ -480,7 +475,7 @@ private:
     for (size_t before = 0; before != nodes.size() && !nodes.empty();) {
       before = nodes.size();
       nodes = cutEscapingLists(nodes);
-      if (mode_ == RegionMode::Auto && !nodes.empty())
+      if (!nodes.empty())
         nodes = trimEdges(nodes);
     }
     Region trimmed(region.block);
@@ -505,7 +500,6 @@ private:
   }
 
   AliasDb aliasDb_;
-  RegionMode mode_;
   std::vector<std::string> &decisions_;
 };
 
@@ -546,10 +540,10 @@ std::vector<torch::jit::Use> usesAfter(Value *v, const Region &region) {
   return after;
 }
 
-std::vector<Region> findHostRegions(const std::shared_ptr<Graph> &graph, RegionMode mode,
+std::vector<Region> findHostRegions(const std::shared_ptr<Graph> &graph,
                                     std::vector<std::string> &decisions) {
   std::vector<Region> regions;
-  RegionFinder(graph, mode, decisions).find(graph->block(), regions);
+  RegionFinder(graph, decisions).find(graph->block(), regions);
   return regions;
 }
 

@@ -4,7 +4,6 @@
 // or trims, and every node that ends a region, is logged with the reason.
 #pragma once
 
-#include "InsertHostRegions.h"
 
 #include <torch/csrc/jit/ir/ir.h>
 
@@ -42,6 +41,6 @@ std::vector<torch::jit::Use> usesAfter(torch::jit::Value *v, const Region &regio
 
 // The regions of `graph` (nested blocks included), in graph order.
 std::vector<Region> findHostRegions(const std::shared_ptr<torch::jit::Graph> &graph,
-                                    RegionMode mode, std::vector<std::string> &decisions);
+                                    std::vector<std::string> &decisions);
 
 } // namespace rdna1::passes

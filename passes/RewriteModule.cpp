@@ -1,19 +1,20 @@
 #include "RewriteModule.h"
 
+#include "OpSymbols.h"
+
 #include "DisableCudnnInNorms.h"
 #include "FindDnnLibraryCalls.h"
+#include "InsertHostRegions.h"
 #include "LowerBatchNorms.h"
 #include "LowerConvolutionBackward.h"
 #include "LowerConvolutions.h"
 #include "OutlineEvalPath.h"
 #include "ReshapeInsteadOfView.h"
 #include "SetDefaultBackend.h"
-#include "SpecializeEvalPath.h"
 #include "SpecializeModuleFlags.h"
+#include "SplitForEvalMode.h"
 
 #include "GraphWalk.h"
-
-#include <rdna1/OpSchemas.h>
 
 #include <torch/csrc/jit/api/function_impl.h>
 #include <torch/csrc/jit/api/module.h>
@@ -42,15 +43,11 @@ MethodReport rewriteGraph(const std::shared_ptr<torch::jit::Graph> &graph,
 }
 
 bool isConvolutionCall(const torch::jit::Node *node) {
-  static const auto kConv = c10::Symbol::fromQualString(ops::kConv);
-  static const auto kConvBackward = c10::Symbol::fromQualString(ops::kConvBackward);
-  return node->kind() == kConv || node->kind() == kConvBackward;
+  return node->kind() == symbols::kConv || node->kind() == symbols::kConvBackward;
 }
 
 bool isNormCall(const torch::jit::Node *node) {
-  static const auto kBatchNorm = c10::Symbol::fromQualString(ops::kBatchNorm);
-  static const auto kInstanceNorm = c10::Symbol::fromQualString(ops::kInstanceNorm);
-  return node->kind() == kBatchNorm || node->kind() == kInstanceNorm;
+  return node->kind() == symbols::kBatchNorm || node->kind() == symbols::kInstanceNorm;
 }
 
 // Convolution and norm calls in `block`, counting the larger branch of each
@@ -111,75 +108,11 @@ void addDecisions(const std::string &method, RegionStats &stats,
     decisions.push_back(std::string(method).append(": ").append(decision));
 }
 
-// The copies of `name` that get regions, and their modes, once split and
-// outlined. The conv training copy gets none: a convolution outside any region
-// is one autograd node that moves its operands in one DMA each way and runs its
-// backward whole on the device's autograd thread, where a region per
-// convolution is three nodes whose backward hands work between that thread and
-// the caller's (measured in bench/RESULTS.md, seventh session).
-std::vector<std::pair<std::string, RegionMode>> copiesWithRegions(const std::string &name,
-                                                                  RegionMode evalMode,
-                                                                  RegionMode trainingMode,
-                                                                  bool evalCopy) {
-  std::vector<std::pair<std::string, RegionMode>> copies{{trainingCopyName(name), trainingMode}};
-  if (evalCopy)
-    copies.emplace_back(evalCopyName(name), evalMode);
-  return copies;
-}
-
-// Method `name` (inlined) split into a copy for training and one for eval mode,
-// outlined, each given regions of its own mode; with `convCopyByBus`, a second
-// training copy whose convolutions alone run on the host, each on its own
-// (per-op), chosen at run time. False, and why in `decisions`, when it reads no
-// training flag: then it keeps one body.
-bool insertRegionsPerMode(torch::jit::Module &module, const std::string &name,
-                          const std::shared_ptr<torch::jit::Graph> &graph, RegionMode evalMode,
-                          RegionMode trainingMode, bool convCopyByBus, ModuleReport &report) {
-  std::vector<std::string> &decisions = report.regionDecisions;
-  const std::string training =
-      std::string(regionModeName(trainingMode)) + (convCopyByBus ? " or conv" : "");
-  // Copies for the bus alone (both modes auto): eval mode needs a copy of its
-  // own only where that saves crossings, as without the bus (tried on a copy).
-  const bool evalCopy =
-      !convCopyByBus || evalMode != trainingMode ||
-      InsertHostRegions(graph->copy(), evalMode, /*evalPath=*/true).evalSplit != nullptr;
-  const EvalPath split = SpecializeEvalPath(graph, SplitWhen::AnyFlagIsRead);
-  if (!split.evalBlock) {
-    decisions.push_back(name + ": no copy with training-mode regions (" + training +
-                        "): " + split.whyNot);
-    return false;
-  }
-  torch::jit::Node *splitNode = split.evalBlock->owningNode();
-  OutlineEvalPath(module, name, splitNode, evalCopy);
-  if (convCopyByBus) {
-    AddConvTrainingCopy(module, name, splitNode);
-    decisions.push_back(convTrainingCopyName(name) +
-                        ": no regions: each convolution moves its own operands, one autograd "
-                        "node per convolution");
-  }
-  decisions.push_back(
-      name + ": a copy for training mode with " + training + " regions" +
-      (convCopyByBus ? " (conv: convolutions alone on the host, each on its own, where the runtime "
-                       "finds the bus fast enough)"
-                     : "") +
-      (evalCopy ? " and one for eval mode with " + std::string(regionModeName(evalMode))
-                : "; eval mode takes the auto copy (an eval copy would save no crossing)") +
-      ", chosen by its " + std::to_string(split.flags) + " training flags");
-  for (const auto &[copy, mode] : copiesWithRegions(name, evalMode, trainingMode, evalCopy)) {
-    RegionStats stats = InsertHostRegions(module.get_method(copy).graph(), mode);
-    report.regions += stats.regions;
-    addDecisions(copy, stats, decisions);
-  }
-  return true;
-}
-
 // Regions must span submodule boundaries, so the module's own methods are
 // inlined first, and branches on module flags folded; submodules keep their
-// methods (rewritten per op above). Only `forward` gets an eval path or its
-// own training regions: each copy costs load time and memory, and forward is
-// what users call.
-void insertRegions(torch::jit::Module &module, const RewriteOptions &options,
-                   ModuleReport &report) {
+// methods (rewritten per op above). Only `forward` gets an eval path: each
+// copy costs load time and memory, and forward is what users call.
+void insertRegions(torch::jit::Module &module, ModuleReport &report) {
   std::vector<std::string> &decisions = report.regionDecisions;
   std::vector<std::string> names;
   for (const torch::jit::Method &method : module.get_methods())
@@ -198,17 +131,15 @@ void insertRegions(torch::jit::Module &module, const RewriteOptions &options,
       decisions.push_back(name + ": " + std::to_string(views) +
                           " views written nowhere turned into reshapes (host tensors are "
                           "channels-last, where the view may not exist)");
-    const bool copies = name == "forward" && CanOutlineEvalPath(module, name);
-    const RegionMode mode = options.regionMode;
-    const bool perMode = options.trainingRegionMode &&
-                         (*options.trainingRegionMode != mode || options.convTrainingCopyByBus);
-    if (copies && perMode &&
-        insertRegionsPerMode(module, name, graph, mode, *options.trainingRegionMode,
-                             options.convTrainingCopyByBus, report))
-      continue;
-    RegionStats stats = InsertHostRegions(graph, mode, copies);
-    if (stats.evalSplit)
-      OutlineEvalPath(module, name, stats.evalSplit);
+    std::string splitDecision;
+    torch::jit::Node *split = name == "forward" && CanOutlineEvalPath(module, name)
+                                  ? SplitForEvalMode(graph, splitDecision)
+                                  : nullptr;
+    if (!splitDecision.empty())
+      decisions.push_back(name + ": " + splitDecision);
+    RegionStats stats = InsertHostRegions(graph);
+    if (split)
+      OutlineEvalPath(module, name, split);
     report.regions += stats.regions;
     addDecisions(name, stats, decisions);
   }
@@ -274,11 +205,14 @@ ModuleReport RewriteModule(torch::jit::Module &module, const RewriteOptions &opt
         !method.remainingDnnUsers.empty())
       report.methods.push_back(std::move(method));
   }
-  if (options.regions)
-    insertRegions(module, options, report);
-  report.defaultBackend = options.defaultBackend;
+  if (options.regions == RegionMode::Auto)
+    insertRegions(module, report);
+  // A model that now calls the runtime gets its default, "auto" too (SetDefaultBackend.h); one
+  // with nothing rewritten keeps what it had, unless a default was asked for.
+  report.defaultBackend = options.backend;
+  const bool bake = options.backend != "auto" || report.convolutions() + report.norms() > 0;
   for (const torch::jit::Method &method : module.get_methods())
-    report.backendChanged |= SetDefaultBackend(method.graph(), options.defaultBackend);
+    report.backendChanged |= SetDefaultBackend(method.graph(), options.backend, bake);
   std::tie(report.convolutionLayers, report.normLayers) = countLayers(module);
   return report;
 }

@@ -2,10 +2,10 @@
 // module: each method of each (sub)module class and each free function, once.
 #pragma once
 
-#include "InsertHostRegions.h"
 #include "RewriteCounts.h"
 
-#include <optional>
+#include <rdna1/RewriteOptions.h>
+
 #include <string>
 #include <vector>
 
@@ -22,24 +22,6 @@ struct MethodReport {
   RewriteCounts norms;
   std::vector<std::string> dnnLibraryCalls;   // left behind: the model is not safe to write
   std::vector<std::string> remainingDnnUsers; // not rewritten, still reach cuDNN/MIOpen (RNNs)
-};
-
-struct RewriteOptions {
-  // Host regions in the module's own methods (inlined first), or none: then
-  // each convolution moves its own operands ("per-op").
-  bool regions = true;
-  RegionMode regionMode = RegionMode::Auto;
-  // Regions for training mode when they differ from regionMode: forward is then
-  // split into a training and an eval copy (OutlineEvalPath.h) whenever it
-  // reads a training flag, each with regions of its own mode.
-  std::optional<RegionMode> trainingRegionMode;
-  // With trainingRegionMode: a second training copy with convolutions alone
-  // on the host, each on its own (no regions), which the runtime takes instead
-  // where the bus is fast enough for it (AddConvTrainingCopy,
-  // rdna1::train_with_conv_regions).
-  bool convTrainingCopyByBus = false;
-  // Baked into the module's own methods (SetDefaultBackend.h); "auto" bakes nothing.
-  std::string defaultBackend = "auto";
 };
 
 struct ModuleReport {

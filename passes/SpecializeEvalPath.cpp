@@ -1,5 +1,7 @@
 #include "SpecializeEvalPath.h"
 
+#include "OpSymbols.h"
+
 #include "FoldConstantBranches.h"
 #include "GraphWalk.h"
 
@@ -26,9 +28,7 @@ bool readsTraining(const Node *node) {
 }
 
 bool isNorm(const Node *node) {
-  static const auto kBatchNorm = c10::Symbol::fromQualString(ops::kBatchNorm);
-  static const auto kInstanceNorm = c10::Symbol::fromQualString(ops::kInstanceNorm);
-  return node->kind() == kBatchNorm || node->kind() == kInstanceNorm ||
+  return node->kind() == symbols::kBatchNorm || node->kind() == symbols::kInstanceNorm ||
          node->kind() == c10::aten::batch_norm || node->kind() == c10::aten::instance_norm;
 }
 

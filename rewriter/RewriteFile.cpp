@@ -235,34 +235,12 @@ std::string describeDnnCalls(const passes::ModuleReport &report) {
 
 } // namespace
 
-passes::RewriteOptions toPassOptions(const rdna1::RewriteOptions &options) {
-  passes::RewriteOptions passOptions;
-  if (!rdna1::parseBackend(options.backend))
-    throw ToolError(kExitUsage, "backend must be 'auto', 'host', 'device' or 'vendor', got '" +
-                                    options.backend + "'");
-  passOptions.defaultBackend = options.backend;
-  if (options.regions == "per-op")
-    passOptions.regions = false;
-  else if (const auto mode = passes::regionModeNamed(options.regions))
-    passOptions.regionMode = *mode;
-  else
-    throw ToolError(kExitUsage, "regions must be 'auto', 'per-op', 'max' or 'conv', got '" +
-                                    options.regions + "'");
-  // Training copies chosen by the bus: the default of auto, whose modes they are.
-  const bool byBus =
-      options.trainRegions == "bus" || (options.trainRegions.empty() && passOptions.regions &&
-                                        passOptions.regionMode == passes::RegionMode::Auto);
-  if (options.trainRegions.empty() && !byBus)
-    return passOptions;
-  passOptions.convTrainingCopyByBus = byBus;
-  passOptions.trainingRegionMode =
-      byBus ? passes::RegionMode::Auto : passes::regionModeNamed(options.trainRegions);
-  if (!passOptions.trainingRegionMode)
-    throw ToolError(kExitUsage, "train-regions must be 'auto', 'max', 'conv' or 'bus', got '" +
-                                    options.trainRegions + "'");
-  if (!passOptions.regions)
-    throw ToolError(kExitUsage, "train-regions needs regions: regions is 'per-op'");
-  return passOptions;
+RewriteOptions parseOptions(const std::string &regions, const std::string &backend, bool strict) {
+  try {
+    return parseRewriteOptions(regions, backend, strict);
+  } catch (const std::invalid_argument &error) {
+    throw ToolError(kExitUsage, error.what());
+  }
 }
 
 RewriteOutcome rewriteFile(const RewriteRequest &request) {
@@ -288,7 +266,7 @@ RewriteOutcome rewriteFile(const RewriteRequest &request) {
     throw ToolError(kExitCannotRewrite, "cannot rewrite '" + request.input +
                                             "': unsupported node " + describeDnnCalls(report) +
                                             " would still reach cuDNN/MIOpen");
-  if (request.strict)
+  if (request.options.strict)
     for (const auto &method : report.methods)
       if (!method.remainingDnnUsers.empty())
         throw ToolError(kExitCannotRewrite, "cannot rewrite '" + request.input +

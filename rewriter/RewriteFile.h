@@ -12,16 +12,15 @@
 
 namespace rdna1::tool {
 
-// The pass options for the user-facing ones: the one place regions and
-// backend names are parsed. Throws ToolError(kExitUsage) naming what it expects.
-passes::RewriteOptions toPassOptions(const rdna1::RewriteOptions &options);
+// The options from the names users type (parseRewriteOptions); throws
+// ToolError(kExitUsage) naming what it expects.
+RewriteOptions parseOptions(const std::string &regions, const std::string &backend, bool strict);
 
 struct RewriteRequest {
   std::string input;
   std::string output; // ignored with dryRun
   bool dryRun = false;
-  bool strict = false; // refuse nodes that are not rewritten but still reach cuDNN/MIOpen
-  passes::RewriteOptions options;
+  RewriteOptions options;
   VerifyOptions verify;
   bool emitIr = false; // fill RewriteOutcome::ir
   // Called as the rewrite enters each phase ("loading", "rewriting", "writing",

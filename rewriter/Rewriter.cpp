@@ -31,8 +31,7 @@ void checkRewritable(const passes::ModuleReport &report, bool strict) {
 
 RewriteResult rewrite(torch::jit::Module &module, const RewriteOptions &options) {
   try {
-    const passes::RewriteOptions passOptions = tool::toPassOptions(options);
-    tool::RewriteOutcome outcome{passes::RewriteModule(module, passOptions), std::nullopt, false};
+    tool::RewriteOutcome outcome{passes::RewriteModule(module, options), std::nullopt, false};
     checkRewritable(outcome.report, options.strict);
     outcome.copiedInput = outcome.report.unchanged();
     return {tool::summaryLine(outcome, "the module", ""), tool::reportJson(outcome.report, "", ""),
@@ -45,8 +44,7 @@ RewriteResult rewrite(torch::jit::Module &module, const RewriteOptions &options)
 RewriteResult rewriteFile(const std::string &input, const std::string &output,
                           const RewriteOptions &options) {
   try {
-    tool::RewriteRequest request{input, output, false, options.strict, tool::toPassOptions(options),
-                                 {}};
+    tool::RewriteRequest request{input, output, false, options, {}};
     const tool::RewriteOutcome outcome = tool::rewriteFile(request);
     return {tool::summaryLine(outcome, input, tool::destinationOf(request)),
             tool::reportJson(outcome.report, input, output),

@@ -17,11 +17,9 @@ namespace {
 // "[rdna1 exit N] ", N its exit code: rdna1.rewrite raises them as rdna1.RewriteError.
 std::tuple<std::string, std::string, std::vector<std::string>>
 rewriteFileOp(const std::string &input, const std::string &output, const std::string &regions,
-              const std::string &backend, bool dryRun, bool strict,
-              const std::string &trainRegions) {
+              const std::string &backend, bool dryRun, bool strict) {
   try {
-    RewriteRequest request{
-        input, output, dryRun, strict, toPassOptions({regions, backend, strict, trainRegions}), {}};
+    RewriteRequest request{input, output, dryRun, parseOptions(regions, backend, strict), {}};
     const RewriteOutcome outcome = rewriteFile(request);
     return {summaryLine(outcome, input, destinationOf(request)),
             reportJson(outcome.report, input, dryRun ? std::string() : output),
@@ -36,6 +34,6 @@ rewriteFileOp(const std::string &input, const std::string &output, const std::st
 
 TORCH_LIBRARY(rdna1_tools, m) {
   m.def("rewrite_file(str input, str output, str regions='auto', str backend='auto', "
-        "bool dry_run=False, bool strict=False, str train_regions='') -> (str, str, str[])",
+        "bool dry_run=False, bool strict=False) -> (str, str, str[])",
         &rdna1::tool::rewriteFileOp);
 }

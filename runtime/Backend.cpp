@@ -2,6 +2,8 @@
 
 #include <rdna1/DeviceProbe.h>
 
+#include "StandInDevice.h"
+
 #include <c10/util/Exception.h>
 
 #include <array>
@@ -14,7 +16,10 @@ namespace {
 
 constexpr int kUnset = -1;
 std::atomic<int> overrideChoice{kUnset};
-std::atomic<int> modelDefault{kUnset};
+// The default of the model that this thread runs: each rewritten model sets it at the top of its
+// methods (rdna1::set_default_backend), so models with different defaults, or none ("auto"), each
+// run on their own, in sequence or on threads side by side.
+thread_local int modelDefault = kUnset;
 
 int environmentChoice() {
   static const int choice = [] {
@@ -52,28 +57,16 @@ Backend resolveAutoOnAccelerator(c10::Device device) {
 } // namespace
 
 std::optional<Backend> parseBackend(const std::string &name) {
-  if (name == "host")
-    return Backend::Host;
-  if (name == "device")
-    return Backend::Device;
-  if (name == "vendor")
-    return Backend::Vendor;
-  if (name == "auto")
-    return Backend::Auto;
+  for (const BackendName &each : kBackendNames)
+    if (name == each.name)
+      return each.backend;
   return std::nullopt;
 }
 
 const char *backendName(Backend backend) {
-  switch (backend) {
-  case Backend::Host:
-    return "host";
-  case Backend::Device:
-    return "device";
-  case Backend::Vendor:
-    return "vendor";
-  case Backend::Auto:
-    break;
-  }
+  for (const BackendName &each : kBackendNames)
+    if (backend == each.backend)
+      return each.name;
   return "auto";
 }
 
@@ -82,11 +75,11 @@ void setBackend(std::optional<Backend> backend) {
 }
 
 void setModelDefaultBackend(Backend backend) {
-  modelDefault.store(static_cast<int>(backend));
+  modelDefault = static_cast<int>(backend);
 }
 
 Backend requestedBackend() {
-  for (int choice : {overrideChoice.load(), environmentChoice(), modelDefault.load()})
+  for (int choice : {overrideChoice.load(), environmentChoice(), modelDefault})
     if (choice != kUnset)
       return static_cast<Backend>(choice);
   return Backend::Auto;
@@ -94,11 +87,15 @@ Backend requestedBackend() {
 
 Backend backendFor(c10::Device device) {
   if (device.is_cpu()) {
-    // A model's default is about GPUs; on the CPU only an explicit choice (tests) counts.
-    for (int choice : {overrideChoice.load(), environmentChoice()})
-      if (choice != kUnset && choice != static_cast<int>(Backend::Auto))
-        return static_cast<Backend>(choice);
-    return Backend::Host;
+    // A model's default is about GPUs: on the CPU only the user's choice (tests) counts, unless
+    // the stand-in device makes CPU tensors stand for a GPU's.
+    Backend choice = Backend::Auto;
+    for (int explicitChoice : {overrideChoice.load(), environmentChoice()})
+      if (explicitChoice != kUnset && choice == Backend::Auto)
+        choice = static_cast<Backend>(explicitChoice);
+    if (standInDevice())
+      choice = requestedBackend();
+    return choice == Backend::Auto ? Backend::Host : choice;
   }
   const Backend requested = requestedBackend();
   return requested == Backend::Auto ? resolveAutoOnAccelerator(device) : requested;

@@ -21,8 +21,7 @@ import torch
 __version__ = '0.2.0'  # the project's version (CMakeLists.txt); e2e_python_load checks they agree
 
 __all__ = ['load', 'rewrite', 'RewriteResult', 'load_runtime', 'runtime_path', 'runtime_info', 'counters', 'reset_counters', 'clear_param_cache',
-           'set_stand_in_device', 'set_backend', 'backend_for', 'bus_bandwidth',
-           'train_with_conv_regions', 'probe', 'aot_compile', 'RuntimeNotFoundError', 'TorchMismatchError', 'RewriteError']
+           'set_stand_in_device', 'set_backend', 'backend_for', 'bus_bandwidth', 'probe', 'aot_compile', 'RuntimeNotFoundError', 'TorchMismatchError', 'RewriteError']
 
 _LIBRARY = 'librdna1_runtime.so'
 _loaded_path = None
@@ -142,19 +141,16 @@ def _rewriter():
     return torch.ops.rdna1_tools.rewrite_file
 
 
-def rewrite(source, output=None, regions='auto', backend='auto', dry_run=False, strict=False,
-            train_regions=None):
+def rewrite(source, output=None, regions='auto', backend='auto', dry_run=False, strict=False):
     """Rewrites a TorchScript model as the rdna1-rewrite tool does (no LLVM needed).
 
     `source` is a path or a torch.jit.ScriptModule. With a path, the result is written to
     `output` (atomically; nothing with `dry_run`). With a module, `output` may be omitted and the
-    rewritten module is returned in the result (`.module`). `regions`: 'auto', 'per-op', 'max' or
-    'conv'; `train_regions`: regions for training mode ('auto', 'max', 'conv', or 'bus': a copy
-    with auto regions and one with convolutions alone on the host, each on its own (no regions),
-    the runtime takes the latter where it measures a bus of at
-    least 18 GB/s each way; forward then gets a copy for each mode; None: 'bus' where `regions`
-    is 'auto', else as `regions`); `backend`: the default baked in ('auto', 'host', 'device', 'vendor'); `strict`: refuse
-    nodes that would still reach cuDNN/MIOpen instead of warning. Raises RewriteError (a
+    rewritten module is returned in the result (`.module`). `regions`: 'auto' (host regions, and
+    a copy of forward for eval mode where that saves crossings) or 'per-op' (each convolution
+    moves its own operands); `backend`: the default baked in ('auto', 'host', 'device',
+    'vendor'; docs/backends.md); `strict`: refuse nodes that would still reach cuDNN/MIOpen
+    instead of warning. Raises RewriteError (a
     RuntimeError) with the tool's one-line message and exit code on bad input. Returns a
     RewriteResult.
     """
@@ -166,14 +162,13 @@ def rewrite(source, output=None, regions='auto', backend='auto', dry_run=False, 
             path = os.path.join(directory, 'in.pt')
             out = os.fspath(output) if output is not None else os.path.join(directory, 'out.pt')
             torch.jit.save(source, path)
-            summary, report, warnings = rewrite_file(path, out, regions, backend, dry_run, strict,
-                                                     train_regions or '')
+            summary, report, warnings = rewrite_file(path, out, regions, backend, dry_run, strict)
             module = None if dry_run else torch.jit.load(out)
             return RewriteResult(summary, json.loads(report), list(warnings), module)
     if output is None and not dry_run:
         raise ValueError('rdna1.rewrite: give an output path (or dry_run=True) for a model file')
     summary, report, warnings = rewrite_file(os.fspath(source), os.fspath(output or ''), regions,
-                                             backend, dry_run, strict, train_regions or '')
+                                             backend, dry_run, strict)
     return RewriteResult(summary, json.loads(report), list(warnings), None)
 
 
@@ -222,19 +217,9 @@ def backend_for(device):
 
 def bus_bandwidth(device):
     """The bus's pinned bandwidth to and from `device` in GB/s, the slower direction, measured
-    once per process (0 for the CPU): what decides which training copy a file rewritten with
-    train_regions 'bus' (the default) takes."""
+    once per process (0 for the CPU)."""
     load_runtime()
     return torch.ops.rdna1.bus_bandwidth(torch.device(device))
-
-
-def train_with_conv_regions(device):
-    """Whether training-mode forwards on `device` take their conv copy (convolutions alone on
-    the host, each on its own; files rewritten with train_regions 'bus', the default):
-    RDNA1_TRAIN_REGIONS=auto|conv if set, else
-    the host backend serves `device` and bus_bandwidth(device) is at least 18 GB/s."""
-    load_runtime()
-    return torch.ops.rdna1.train_with_conv_regions(torch.device(device))
 
 
 def probe(refresh=False):

@@ -22,12 +22,9 @@ def main(argv=None):
     parser = _Parser(prog='python3 -m rdna1', description=rdna1.rewrite.__doc__.split('\n')[0])
     parser.add_argument('input', nargs='?', help='a TorchScript model (scripted, traced or frozen)')
     parser.add_argument('output', nargs='?', help='where the rewritten model goes')
-    parser.add_argument('--regions', default='auto', choices=['auto', 'per-op', 'max', 'conv'])
-    parser.add_argument('--train-regions', choices=['auto', 'max', 'conv', 'bus'],
-                        help='regions for training mode (forward gets a copy for each mode); bus: a copy with '
-                             'auto regions and one with convolutions alone on the host, each on its own; the '
-                             'runtime takes the latter where the bus is at least '
-                             '18 GB/s each way. Default: bus with --regions=auto, else as --regions')
+    parser.add_argument('--regions', default='auto', choices=['auto', 'per-op'],
+                        help='auto: host regions between bus crossings (default); per-op: none, each '
+                             'convolution moves its own operands')
     parser.add_argument('--backend', default='auto', choices=['auto', 'host', 'device', 'vendor'],
                         help='default backend baked into OUT')
     parser.add_argument('--report', metavar='FILE.json', help='the report as JSON; - for standard output')
@@ -45,8 +42,7 @@ def main(argv=None):
         print('python3 -m rdna1: error: give IN and OUT (or --dry-run)', file=sys.stderr)
         return EXIT_USAGE
     try:
-        result = rdna1.rewrite(args.input, args.output, args.regions, args.backend, args.dry_run, args.strict,
-                               args.train_regions)
+        result = rdna1.rewrite(args.input, args.output, args.regions, args.backend, args.dry_run, args.strict)
     except rdna1.RewriteError as error:
         print(f'python3 -m rdna1: error: {error}', file=sys.stderr)
         return error.exit_code

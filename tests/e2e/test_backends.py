@@ -66,7 +66,10 @@ class BackendTest(unittest.TestCase):
             self.assertEqual(json.load(f)['default_backend'], 'device')
         module = rdna1.load(out)
         self.assertIn('rdna1::set_default_backend', [n.kind() for n in module.forward.graph.nodes()])
-        self.assertNotIn('rdna1::set_default_backend', inlined_kinds(rdna1.load(self.rewritten('resnet18', 'scripted'))))
+        # A model rewritten without --backend bakes "auto": it resets what another model left.
+        plain = rdna1.load(self.rewritten('resnet18', 'scripted'))
+        calls = [n for n in plain.forward.graph.nodes() if n.kind() == 'rdna1::set_default_backend']
+        self.assertEqual([c.inputsAt(0).toIValue() for c in calls], ['auto'])
         # On the CPU a model's default does not apply: it convolves on the host.
         _, x = sample_models.build('resnet18')
         rdna1.reset_counters()
@@ -79,6 +82,63 @@ class BackendTest(unittest.TestCase):
         again = os.path.join(self.dir, 'again.pt')
         self.assertIn('copied unchanged', rewrite('--backend=device', out, again).stdout)
         self.assertIn('rewrote', rewrite('--backend=host', out, again + '2').stdout)
+
+    def models_with_defaults(self):
+        """The audio sample rewritten with each baked-in default, and with none ('auto'), with the
+        counter that each one's convolutions must advance on the stand-in device."""
+        counters = {'device': 'native_convolutions', 'vendor': 'vendor_convolutions',
+                    'host': 'host_convolutions', 'auto': 'host_convolutions'}
+        return {name: (rdna1.load(self.rewritten('audio', 'scripted', f'--backend={name}')), counter)
+                for name, counter in counters.items()}
+
+    def test_each_model_runs_with_its_own_default(self):
+        # In sequence, in any order: each model's convolutions run where its default says, whatever
+        # model ran before it on the thread.
+        models = self.models_with_defaults()
+        _, x = sample_models.build('audio')
+        rdna1.set_stand_in_device(True)
+        for order in (['device', 'auto', 'vendor', 'host'], ['host', 'vendor', 'auto', 'device'],
+                      ['vendor', 'device', 'device', 'auto']):
+            for name in order:
+                module, counter = models[name]
+                rdna1.reset_counters()
+                with torch.no_grad():
+                    module(x)
+                ran = {k: v for k, v in rdna1.counters().items() if k.endswith('_convolutions') and v}
+                self.assertEqual(list(ran), [counter], f'{name} after {order}: {ran}')
+
+    def test_models_with_different_defaults_run_side_by_side_on_threads(self):
+        import threading
+        models = self.models_with_defaults()
+        _, x = sample_models.build('audio')
+        rdna1.set_stand_in_device(True)
+        per_call = {}
+        for name, (module, counter) in models.items():  # how many convolutions one call runs
+            rdna1.reset_counters()
+            with torch.no_grad():
+                module(x)
+            per_call[name] = rdna1.counters()[counter]
+        calls, errors = 20, []
+        rdna1.reset_counters()
+
+        def work(name):
+            try:
+                with torch.no_grad():
+                    for _ in range(calls):
+                        models[name][0](x)
+            except Exception as error:  # noqa: BLE001 - reported by the main thread
+                errors.append(error)
+
+        threads = [threading.Thread(target=work, args=(name,)) for name in ('device', 'vendor', 'host')]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        self.assertEqual(errors, [])
+        counters = rdna1.counters()
+        self.assertEqual(counters['native_convolutions'], calls * per_call['device'])
+        self.assertEqual(counters['vendor_convolutions'], calls * per_call['vendor'])
+        self.assertEqual(counters['host_convolutions'], calls * per_call['host'])
 
     def test_bad_backend_option(self):
         result = rewrite('--backend=gpu', sample('audio', 'scripted'), os.path.join(self.dir, 'x.pt'))

@@ -246,7 +246,7 @@ class HelpTest(unittest.TestCase):
         result = rewrite('--help')
         self.assertEqual(result.returncode, 0)
         for text in ('--dry-run', '--report=<file.json>', '-v', 'Exit codes', '<in.pt>', '<out.pt>',
-                     '--regions=<mode>', 'per-op', 'conv', '--backend=<name>', '--strict', '--probe'):
+                     '--regions=<mode>', 'per-op', '--backend=<name>', '--strict', '--probe'):
             self.assertIn(text, result.stdout)
 
     def test_version(self):

@@ -172,18 +172,14 @@ class RewriteSamplesTest(unittest.TestCase):
         torch.jit.script(model).save(path)
         result = rewrite(path, out)
         self.assertEqual(result.returncode, 0, result.stderr)
-        # The summary counts every region; the conv training copy has none.
         self.assertRegex(result.stdout, r', [12] host regions? -> ')
         rewritten = rdna1.load(out)
-        # forward chooses between training mode's copies per bus; an eval copy would save no
-        # crossing, so eval mode takes the auto copy, which is one region.
+        # An eval copy would save no crossing: forward keeps one body.
         self.assertFalse(hasattr(rewritten, '_rdna1_eval_forward'))
-        kinds = inlined_kinds(rewritten, '_rdna1_training_forward')
+        kinds = inlined_kinds(rewritten)
         self.assertLessEqual(kinds.count('rdna1::to_host'), 2)
         self.assertLessEqual(kinds.count('rdna1::to_device'), 2)
         self.assertEqual(kinds.count('rdna1::conv'), 53)
-        conv_copy = inlined_kinds(rewritten, '_rdna1_training_conv_forward')
-        self.assertEqual((conv_copy.count('rdna1::conv'), conv_copy.count('rdna1::to_host')), (53, 0))
         self.assertEqual(aten_convolutions(inlined_kinds(rewritten)), [])
         x = torch.randn(1, 3, 64, 64)
         with torch.no_grad():
@@ -196,21 +192,16 @@ class RewriteSamplesTest(unittest.TestCase):
         self.assertNotIn('host region', result.stdout)
         self.assertNotIn('rdna1::to_host', inlined_kinds(rdna1.load(out)))
 
-    def test_conv_regions_option_for_training(self):
-        out = os.path.join(self.dir, 'conv-regions.pt')
-        result = rewrite('--regions=conv', sample('resnet18', 'traced'), out)
-        self.assertEqual(result.returncode, 0, result.stderr)
-        rewritten = rdna1.load(out)
-        kinds = inlined_kinds(rewritten)
-        self.assertEqual(kinds.count('rdna1::to_host'), kinds.count('rdna1::conv'))
-        self.assertEqual(kinds.count('rdna1::conv'), 20)
-        self.assertNotIn('rdna1::copy_back', kinds)  # norms stay outside the regions
-        _, x = sample_models.build('resnet18')
-        expected = outputs_and_grads(torch.jit.load(sample('resnet18', 'traced')), x)
-        actual = outputs_and_grads(rewritten, x)
-        torch.testing.assert_close(actual[0], expected[0], rtol=1e-4, atol=1e-4)
-        for got, want in zip(actual[2], expected[2]):
-            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    def test_removed_region_modes_are_refused(self):
+        # max, conv and --train-regions left the tool; files written with them still load
+        # (e2e_old_files).
+        for args, message in ((['--regions=max'], "regions must be 'auto' or 'per-op', got 'max'"),
+                              (['--regions=conv'], "regions must be 'auto' or 'per-op', got 'conv'"),
+                              (['--train-regions=auto'], 'Unknown command line argument')):
+            with self.subTest(args=args):
+                result = rewrite(*args, sample('audio', 'scripted'), os.path.join(self.dir, 'x.pt'))
+                self.assertEqual(result.returncode, 1, result.stderr)
+                self.assertIn(message, result.stderr)
 
     def test_dry_run_writes_nothing(self):
         out = os.path.join(self.dir, 'dry.pt')

@@ -113,11 +113,11 @@ class PythonLoadTest(unittest.TestCase):
     def test_cli_and_python_say_the_same(self):
         import rdna1
         out = os.path.join(self.dir, 'same.pt')
-        cli = rewrite('--regions=max', sample('unet', 'traced'), out)
+        cli = rewrite('--regions=per-op', sample('unet', 'traced'), out)
         os.remove(out)
-        python = rdna1.rewrite(sample('unet', 'traced'), out, regions='max')
+        python = rdna1.rewrite(sample('unet', 'traced'), out, regions='per-op')
         self.assertEqual(cli.stdout.strip(), python.summary)
-        module = run(PYTHON, '-m', 'rdna1', '--regions=max', sample('unet', 'traced'), out + '2')
+        module = run(PYTHON, '-m', 'rdna1', '--regions=per-op', sample('unet', 'traced'), out + '2')
         self.assertEqual(module.returncode, 0, module.stderr)
         self.assertEqual(module.stdout.strip(), python.summary.replace(out, out + '2'))
 

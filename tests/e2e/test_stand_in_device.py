@@ -15,7 +15,7 @@ import sample_models
 from e2e_support import inlined_kinds, rewrite
 
 FORWARDS = 3
-REGION_MODES = ('auto', 'max', 'conv', 'per-op')
+REGION_MODES = ('auto', 'per-op')
 
 
 def train_forwards(module, shape, count=FORWARDS):
@@ -150,8 +150,7 @@ class StandInLayoutTest(unittest.TestCase):
 
     def test_viewed_feature_map_in_every_mode(self):
         original = torch.jit.load(self.source)
-        for options in (['--regions=auto'], ['--regions=max'], ['--regions=conv'],
-                        ['--regions=per-op'], ['--regions=auto', '--train-regions=auto']):
+        for options in (['--regions=auto'], ['--regions=per-op']):
             for training in (False, True):
                 with self.subTest(options=options, training=training):
                     rewritten = self.rewritten(*options)
@@ -174,7 +173,7 @@ class StandInLayoutTest(unittest.TestCase):
         torch.jit.script(WriteThroughReshape().double().eval()).save(source)
         original = torch.jit.load(source)
         want = original(self.x)
-        for regions in ('auto', 'max', 'per-op'):
+        for regions in ('auto', 'per-op'):
             with self.subTest(regions=regions):
                 out = os.path.join(self.dir, f'write_through_reshape_{regions}.rdna1.pt')
                 result = rewrite(f'--regions={regions}', source, out)

@@ -9,6 +9,7 @@
 #include <rdna1/DeviceProbe.h>
 
 #include <rdna1/Backend.h>
+#include <rdna1/RewriteOptions.h>
 
 #include <llvm/Support/CommandLine.h>
 #include <llvm/Support/raw_ostream.h>
@@ -36,26 +37,23 @@ cl::opt<bool> strict("strict",
                               "reach cuDNN/MIOpen on a GPU (RNNs, CTC loss, grid sampling); "
                               "without it each is a warning"),
                      cl::cat(category));
-cl::opt<std::string> regions(
-    "regions", cl::value_desc("mode"), cl::init("auto"),
-    cl::desc("How host work is grouped between bus crossings: auto (regions chosen by the cost "
-             "model), per-op (none: each convolution moves its own operands), max (largest "
-             "regions, matrix products on the host too), conv (convolutions alone, batched)"),
-    cl::cat(category));
-cl::opt<std::string> trainRegions(
-    "train-regions", cl::value_desc("mode"), cl::init(""),
-    cl::desc("Regions for training mode: auto, max, conv, or bus (two copies: auto, and conv "
-             "with convolutions alone on the host, each on its own; the runtime takes conv "
-             "where it measures a bus of at least 18 GB/s each way). "
-             "forward then gets a copy per mode, chosen by the modules' training flags when it "
-             "runs. Default: bus with --regions=auto, else as --regions"),
-    cl::cat(category));
-cl::opt<std::string> backend(
-    "backend", cl::value_desc("name"), cl::init("auto"),
-    cl::desc("Default backend baked into OUT (the runtime's RDNA1_BACKEND or API override it): "
-             "auto (per device: host on the CPU, device on AMD GPUs whose native kernels pass "
-             "the probe, else host; vendor on other GPUs), host, device, vendor"),
-    cl::cat(category));
+// "<intro>: name (help), name (help)" from an option's table of values (RewriteOptions.h).
+template <typename Table> std::string describeValues(const std::string &intro, const Table &table) {
+  std::string text = intro + ":";
+  for (const auto &each : table)
+    text += std::string(" ") + each.name + " (" + each.help + "),";
+  text.pop_back();
+  return text;
+}
+
+const std::string regionsHelp =
+    describeValues("How host work is grouped between bus crossings", kRegionModeNames);
+cl::opt<std::string> regions("regions", cl::value_desc("mode"), cl::init("auto"),
+                             cl::desc(regionsHelp), cl::cat(category));
+const std::string backendHelp = describeValues(
+    "Default backend baked into OUT (RDNA1_BACKEND or the API override it)", kBackendNames);
+cl::opt<std::string> backend("backend", cl::value_desc("name"), cl::init("auto"),
+                             cl::desc(backendHelp), cl::cat(category));
 cl::opt<bool> probe("probe",
                     cl::desc("Probe this machine's GPUs (crash-safe, cached), print the verdicts "
                              "and exit; IN is not needed"),
@@ -134,7 +132,7 @@ void writeReport(const std::string &json) {
 
 int runRewrite() {
   try {
-    tool::RewriteRequest request{inputPath, outputPath, dryRun, strict, {}, {}};
+    tool::RewriteRequest request{inputPath, outputPath, dryRun, {}, {}};
     request.verify.enabled = verify || verifyGrad || !inputShapes.empty();
     request.verify.gradients = verifyGrad;
     request.verify.dtype = inputDtype;
@@ -156,7 +154,7 @@ int runRewrite() {
       return tool::kExitUsage;
     }
     request.emitIr = emit == "ir";
-    request.options = tool::toPassOptions({regions, backend, strict, trainRegions});
+    request.options = tool::parseOptions(regions, backend, strict);
     request.onPhase = tool::reportPhase;
     const tool::RewriteOutcome outcome = tool::rewriteFile(request);
     const passes::ModuleReport &report = outcome.report;

@@ -8,6 +8,8 @@
 // The rewritten model runs with the runtime (rdna1::runtime) linked.
 #pragma once
 
+#include <rdna1/RewriteOptions.h>
+
 #include <string>
 #include <vector>
 
@@ -17,17 +19,6 @@ struct Module;
 
 namespace rdna1 {
 
-struct RewriteOptions {
-  std::string regions = "auto"; // auto, per-op, max or conv (docs/cli.md)
-  std::string backend = "auto"; // default backend baked in: auto (none), host, device, vendor
-  bool strict = false;          // refuse nodes that still reach cuDNN/MIOpen instead of warning
-  // Regions of forward's copy for training mode: auto, max or conv; bus: a copy
-  // with auto regions and one with convolutions alone on the host, each on its
-  // own, taken by the runtime from the bus it
-  // measures; empty: bus where `regions` is auto, else as `regions`.
-  std::string trainRegions;
-};
-
 struct RewriteResult {
   std::string summary;               // the CLI's summary line
   std::string reportJson;            // docs/report.md
@@ -35,9 +26,10 @@ struct RewriteResult {
 };
 
 // Rewrites `module` in place. Run it on a module that has not run yet (a
-// fresh load): executors already built keep the old plan. Throws
-// std::runtime_error with a one-line message for an option it does not know,
-// a node it cannot rewrite, or (strict) one that would still reach cuDNN/MIOpen.
+// fresh load): executors already built keep the old plan. `options` come from
+// rdna1::parseRewriteOptions for names (RewriteOptions.h). Throws
+// std::runtime_error with a one-line message for a node it cannot rewrite, or
+// (strict) one that would still reach cuDNN/MIOpen.
 RewriteResult rewrite(torch::jit::Module &module, const RewriteOptions &options = {});
 
 // Rewrites the file `input` into `output` as rdna1-rewrite does: integrity

@@ -23,6 +23,21 @@ namespace rdna1 {
 
 enum class Backend { Host, Device, Vendor, Auto };
 
+// Every backend by the name users type, with what it does: the one table that the runtime, the
+// rewrite's options (RewriteOptions.h) and the tools' help read.
+struct BackendName {
+  Backend backend;
+  const char *name;
+  const char *help;
+};
+inline constexpr BackendName kBackendNames[] = {
+    {Backend::Auto, "auto",
+     "per device: host on the CPU, device on AMD GPUs whose native kernels pass the probe, "
+     "else host; vendor on other GPUs"},
+    {Backend::Host, "host", "convolve on the CPU, operands copied across the bus"},
+    {Backend::Device, "device", "the GPU's own ATen kernels, never cuDNN/MIOpen"},
+    {Backend::Vendor, "vendor", "the original call (cuDNN/MIOpen allowed), for healthy GPUs"}};
+
 std::optional<Backend> parseBackend(const std::string &name);
 const char *backendName(Backend backend);
 
