@@ -186,29 +186,30 @@ def _rewrite_graph(gm, method, backend):
             report.unsupported.append(name)
         elif name.split('.')[0] in _STILL_DNN_USERS:
             report.remaining_dnn_users.append(name)
-    if method == 'forward':
-        report.backend_changed = _bake_backend(graph, backend)
+    if method == 'forward':  # a program that calls the runtime runs with its own default backend
+        calls_runtime = any(_op_name(n.target).startswith("rdna1::") for n in graph.nodes
+                            if n.op == 'call_function')
+        report.backend_changed = _bake_backend(graph, backend, calls_runtime)
     if report.changed():
         graph.lint()
         gm.recompile()
     return report
 
 
-def _bake_backend(graph, backend):
-    """Puts `rdna1::set_default_backend(backend)` first in the graph (none for 'auto'), as the
-    TorchScript rewrite does at the top of each method; True if the graph changed."""
+def _bake_backend(graph, backend, add_if_missing):
+    """Puts `rdna1::set_default_backend(backend)` first in the graph, as the TorchScript rewrite
+    does at the top of each method (passes/SetDefaultBackend.h): "auto" too, since the call
+    resets whatever default another model left on the thread. Replaces an earlier call; adds one
+    where none is only if `add_if_missing`. True if the graph changed."""
     baked = [n for n in graph.nodes if n.op == 'call_function'
              and _op_name(n.target) == 'rdna1::set_default_backend']
-    if backend == 'auto' and not baked:
-        return False
-    if len(baked) == 1 and baked[0].args == (backend,):
+    if (not baked and not add_if_missing) or (len(baked) == 1 and baked[0].args == (backend,)):
         return False
     for node in baked:
         graph.erase_node(node)
-    if backend != 'auto':
-        first = next(n for n in graph.nodes if n.op != 'placeholder')
-        with graph.inserting_before(first):
-            graph.call_function(torch.ops.rdna1.set_default_backend.default, (backend,))
+    first = next(n for n in graph.nodes if n.op != 'placeholder')
+    with graph.inserting_before(first):
+        graph.call_function(torch.ops.rdna1.set_default_backend.default, (backend,))
     return True
 
 
