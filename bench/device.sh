@@ -8,6 +8,9 @@
 #              backends host and device (tests/install/test_pip_install.sh)
 #   eager      rdna1.enable() on eager training loops: no cuDNN/MIOpen, state after 3 steps, step
 #              time against cuDNN off (eager_check.py --backend device; EAGER_ARGS)
+#   export     exported programs rewritten, backends device and host: no cuDNN/MIOpen, state after
+#              3 steps, step time against cuDNN off; an AOTInductor package run from C++
+#              (export_check.py; EXPORT_ARGS)
 #   check      a rewritten resnet18 never reaches cuDNN/MIOpen and matches (device_check.py)
 #   bench      host-path benchmark (benchmark.py; BENCH_ARGS for its options)
 #   probe      the device probe's verdict for each GPU (rdna1.probe, refreshed)
@@ -66,6 +69,7 @@ for name in "${@:-check bench}"; do
         CMAKE_GENERATOR=Ninja RDNA1_CMAKE_ARGS="-DRDNA1_WITH_HIP=OFF -DCMAKE_POLICY_VERSION_MINIMUM=3.5" \
           step pipinstall env -u RDNA1_RUNTIME -u PYTHONPATH tests/install/test_pip_install.sh \
           "$(command -v python3)" "$PWD" --device cuda --backends host,device ;;
+      export) step export python3 bench/export_check.py ${EXPORT_ARGS:-} ;;
       eager) step eager python3 bench/eager_check.py --backend device ${EAGER_ARGS:-} ;;
       bench) step bench python3 bench/benchmark.py --out "$out" ${BENCH_ARGS:-} ;;
       probe) step probe python3 -c 'import rdna1; print(rdna1.probe(True)); print(rdna1.probe())' ;;
