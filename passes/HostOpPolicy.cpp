@@ -23,12 +23,9 @@ c10::Symbol aten(const char *name) {
 const std::unordered_map<c10::Symbol, OpClass> &opClasses() {
   static const auto *classes = [] {
     auto *m = new std::unordered_map<c10::Symbol, OpClass>{
-        {symbols::kConv, OpClass::Conv},
-        {symbols::kBatchNorm, OpClass::Norm},
-        {symbols::kInstanceNorm, OpClass::Norm},
-        {c10::prim::ListConstruct, OpClass::List},
-        {c10::prim::ListUnpack, OpClass::List},
-        {aten("append"), OpClass::List},
+        {symbols::kConv, OpClass::Conv},         {symbols::kBatchNorm, OpClass::Norm},
+        {symbols::kInstanceNorm, OpClass::Norm}, {c10::prim::ListConstruct, OpClass::List},
+        {c10::prim::ListUnpack, OpClass::List},  {aten("append"), OpClass::List},
     };
     for (const char *name :
          {"relu",         "relu_",      "relu6",       "gelu",       "silu",

@@ -12,10 +12,8 @@ namespace rdna1::passes {
 
 RewriteCounts LowerBatchNorms(const std::shared_ptr<torch::jit::Graph> &graph) {
   static const std::unordered_map<c10::Symbol, c10::Symbol> kTargets{
-      {c10::Symbol::fromQualString("aten::batch_norm"),
-       symbols::kBatchNorm},
-      {c10::Symbol::fromQualString("aten::instance_norm"),
-       symbols::kInstanceNorm},
+      {c10::Symbol::fromQualString("aten::batch_norm"), symbols::kBatchNorm},
+      {c10::Symbol::fromQualString("aten::instance_norm"), symbols::kInstanceNorm},
   };
   RewriteCounts counts;
   for (torch::jit::Node *node : allNodes(graph)) {

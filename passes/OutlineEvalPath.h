@@ -27,6 +27,7 @@ bool HasOutlinedCopies(const torch::jit::Module &module, const std::string &meth
 bool CanOutlineEvalPath(const torch::jit::Module &module, const std::string &method);
 
 // `split` is the prim::If of the eval path in `method`'s graph.
-void OutlineEvalPath(torch::jit::Module &module, const std::string &method, torch::jit::Node *split);
+void OutlineEvalPath(torch::jit::Module &module, const std::string &method,
+                     torch::jit::Node *split);
 
 } // namespace rdna1::passes

@@ -81,8 +81,7 @@ struct StatisticsWriteBack {
         graph.insertNode(graph.createList(c10::TensorType::get(), deviceStats))->output();
     Value *sources =
         graph.insertNode(graph.createList(c10::TensorType::get(), hostStats))->output();
-    graph.insertNode(
-        graph.create(symbols::kCopyBack, {targets, sources}, 0));
+    graph.insertNode(graph.create(symbols::kCopyBack, {targets, sources}, 0));
   }
 };
 
@@ -125,8 +124,7 @@ std::unordered_map<Value *, Value *> emitEntry(Graph &graph, const Crossings &c,
       hostOf[c.params[i]] = hostParams[i];
   }
   for (Value *v : c.optionalParams) {
-    Node *call =
-        graph.insertNode(graph.create(symbols::kHostParam, {v}, 1));
+    Node *call = graph.insertNode(graph.create(symbols::kHostParam, {v}, 1));
     call->output()->setType(v->type());
     hostOf[v] = call->output();
   }

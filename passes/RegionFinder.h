@@ -4,7 +4,6 @@
 // or trims, and every node that ends a region, is logged with the reason.
 #pragma once
 
-
 #include <torch/csrc/jit/ir/ir.h>
 
 #include <string>

@@ -114,10 +114,11 @@ torch::jit::Module loadModel(const std::string &path, torch::jit::ExtraFilesMap 
     // crashes (CrashIsolation reports that) or throws an empty message.
     const std::string why = describe(error);
     if (!compat::kReadsEveryTorch2Archive && savedByTorch2(path))
-      throw ToolError(kExitBadInput, "cannot load '" + path +
-                                         "': it was saved by torch 2.x, newer than this tool's torch " +
-                                         compat::kTorchVersion + " (" + why +
-                                         "); rewrite it with rdna1 built for torch 2.x (docs/install.md)");
+      throw ToolError(kExitBadInput,
+                      "cannot load '" + path +
+                          "': it was saved by torch 2.x, newer than this tool's torch " +
+                          compat::kTorchVersion + " (" + why +
+                          "); rewrite it with rdna1 built for torch 2.x (docs/install.md)");
     throw ToolError(kExitBadInput,
                     "cannot load '" + path + "': " +
                         (why.find_first_not_of(" \t\r\n") == std::string::npos

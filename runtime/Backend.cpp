@@ -57,17 +57,11 @@ Backend resolveAutoOnAccelerator(c10::Device device) {
 } // namespace
 
 std::optional<Backend> parseBackend(const std::string &name) {
-  for (const BackendName &each : kBackendNames)
-    if (name == each.name)
-      return each.backend;
-  return std::nullopt;
+  return valueNamed(kBackendNames, name);
 }
 
 const char *backendName(Backend backend) {
-  for (const BackendName &each : kBackendNames)
-    if (backend == each.backend)
-      return each.name;
-  return "auto";
+  return nameOf(kBackendNames, backend);
 }
 
 void setBackend(std::optional<Backend> backend) {

@@ -18,7 +18,7 @@ import zipfile
 
 import torch
 
-__version__ = '0.2.0'  # the project's version (CMakeLists.txt); e2e_python_load checks they agree
+__version__ = '0.3.0'  # the project's version (CMakeLists.txt); e2e_python_load checks they agree
 
 __all__ = ['load', 'rewrite', 'RewriteResult', 'load_runtime', 'runtime_path', 'runtime_info', 'counters', 'reset_counters', 'clear_param_cache',
            'set_stand_in_device', 'set_backend', 'backend_for', 'bus_bandwidth', 'probe', 'aot_compile', 'RuntimeNotFoundError', 'TorchMismatchError', 'RewriteError']

@@ -855,8 +855,8 @@ TEST(InsertHostRegions, WriteToRegionInputBetweenListNodesEndsRegion) {
   %features : Tensor[] = prim::ListConstruct(%c1, %skip)
   %cat1 : Tensor = aten::cat(%features, %one)
   %bumped : Tensor = aten::add_(%skip, %one, %one)
-)IR" + conv("c2", "skip", "w2", "b2") + conv("c3", "cat1", "w2", "b2") +
-                         "  return (%c2, %c3)\n");
+)IR" + conv("c2", "skip", "w2", "b2") +
+                         conv("c3", "cat1", "w2", "b2") + "  return (%c2, %c3)\n");
   const RegionStats stats = run(graph);
   EXPECT_EQ(stats.regions, 2) << c10::Join("\n", stats.decisions) << *graph;
   FileCheck()

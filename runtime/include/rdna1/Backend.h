@@ -14,6 +14,8 @@
 // bindings use it too.
 #pragma once
 
+#include <rdna1/NamedValues.h>
+
 #include <c10/core/Device.h>
 
 #include <optional>
@@ -25,12 +27,7 @@ enum class Backend { Host, Device, Vendor, Auto };
 
 // Every backend by the name users type, with what it does: the one table that the runtime, the
 // rewrite's options (RewriteOptions.h) and the tools' help read.
-struct BackendName {
-  Backend backend;
-  const char *name;
-  const char *help;
-};
-inline constexpr BackendName kBackendNames[] = {
+inline constexpr NamedValue<Backend> kBackendNames[] = {
     {Backend::Auto, "auto",
      "per device: host on the CPU, device on AMD GPUs whose native kernels pass the probe, "
      "else host; vendor on other GPUs"},

@@ -5,7 +5,6 @@
 
 #include <rdna1/Backend.h>
 
-#include <iterator>
 #include <stdexcept>
 #include <string>
 
@@ -19,57 +18,27 @@ struct RewriteOptions {
   bool strict = false;          // refuse nodes that would still reach cuDNN/MIOpen, not warn
 };
 
-struct RegionModeName {
-  RegionMode mode;
-  const char *name;
-  const char *help;
-};
-inline constexpr RegionModeName kRegionModeNames[] = {
+inline constexpr NamedValue<RegionMode> kRegionModeNames[] = {
     {RegionMode::Auto, "auto",
      "host regions chosen by the cost model: tensors cross the bus once per region, and forward "
      "gets a copy for eval mode where that saves crossings"},
     {RegionMode::PerOp, "per-op", "no regions: each convolution moves its own operands"}};
 
 inline const char *regionModeName(RegionMode mode) {
-  for (const RegionModeName &each : kRegionModeNames)
-    if (each.mode == mode)
-      return each.name;
-  return "auto";
+  return nameOf(kRegionModeNames, mode);
 }
-
-namespace detail {
-// "'a', 'b' or 'c'" from a table's names.
-template <typename Table> std::string quotedNames(const Table &table) {
-  std::string text;
-  const size_t count = std::size(table);
-  for (size_t i = 0; i < count; ++i)
-    text += (i == 0 ? "'" : i + 1 == count ? " or '" : ", '") + std::string(table[i].name) + "'";
-  return text;
-}
-} // namespace detail
 
 // Throws std::invalid_argument with one line naming the option, its values and what was given.
 inline RewriteOptions parseRewriteOptions(const std::string &regions, const std::string &backend,
                                           bool strict) {
-  RewriteOptions options;
-  options.strict = strict;
-  bool known = false;
-  for (const RegionModeName &each : kRegionModeNames)
-    if (regions == each.name) {
-      options.regions = each.mode;
-      known = true;
-    }
-  if (!known)
-    throw std::invalid_argument("regions must be " + detail::quotedNames(kRegionModeNames) +
-                                ", got '" + regions + "'");
-  known = false;
-  for (const BackendName &each : kBackendNames)
-    known = known || backend == each.name;
-  if (!known)
-    throw std::invalid_argument("backend must be " + detail::quotedNames(kBackendNames) +
-                                ", got '" + backend + "'");
-  options.backend = backend;
-  return options;
+  const std::optional<RegionMode> mode = valueNamed(kRegionModeNames, regions);
+  if (!mode)
+    throw std::invalid_argument("regions must be " + quotedNames(kRegionModeNames) + ", got '" +
+                                regions + "'");
+  if (!valueNamed(kBackendNames, backend))
+    throw std::invalid_argument("backend must be " + quotedNames(kBackendNames) + ", got '" +
+                                backend + "'");
+  return {*mode, backend, strict};
 }
 
 } // namespace rdna1
