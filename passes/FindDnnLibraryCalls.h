@@ -13,8 +13,9 @@ namespace rdna1::passes {
 std::vector<std::string> FindDnnLibraryCalls(const std::shared_ptr<torch::jit::Graph> &graph);
 
 // Nodes the passes do not rewrite that still reach cuDNN/MIOpen on a GPU when
-// the library is enabled (recurrent layers, CTC loss, grid sampling): the model
-// is written, with a warning for each (or refused with --strict).
+// the library is enabled (CTC loss, grid sampling; a recurrent layer only in an
+// overload LowerRecurrentLayers has no twin for): the model is written, with a
+// warning for each (or refused with --strict).
 std::vector<std::string> FindRemainingDnnUsers(const std::shared_ptr<torch::jit::Graph> &graph);
 
 } // namespace rdna1::passes

@@ -8,6 +8,7 @@
 #include "LowerBatchNorms.h"
 #include "LowerConvolutionBackward.h"
 #include "LowerConvolutions.h"
+#include "LowerRecurrentLayers.h"
 #include "OutlineEvalPath.h"
 #include "ReshapeInsteadOfView.h"
 #include "SetDefaultBackend.h"
@@ -21,7 +22,6 @@
 #include <torch/csrc/jit/passes/inliner.h>
 
 #include <map>
-#include <tuple>
 #include <unordered_set>
 
 namespace rdna1::passes {
@@ -29,7 +29,7 @@ namespace {
 
 MethodReport rewriteGraph(const std::shared_ptr<torch::jit::Graph> &graph,
                           const c10::QualifiedName &name) {
-  MethodReport report{name.prefix(), name.name(), {}, {}, {}};
+  MethodReport report{name.prefix(), name.name(), {}, {}, {}, {}, {}};
   report.convolutions = LowerConvolutions(graph);
   for (const auto &[kind, count] : LowerConvolutionBackward(graph))
     report.convolutions[kind] += count;
@@ -37,6 +37,7 @@ MethodReport rewriteGraph(const std::shared_ptr<torch::jit::Graph> &graph,
   report.norms = LowerBatchNorms(graph);
   for (const auto &[kind, count] : DisableCudnnInNorms(graph))
     report.norms[kind] += count;
+  report.recurrent = LowerRecurrentLayers(graph);
   report.dnnLibraryCalls = FindDnnLibraryCalls(graph);
   report.remainingDnnUsers = FindRemainingDnnUsers(graph);
   return report;
@@ -50,37 +51,58 @@ bool isNormCall(const torch::jit::Node *node) {
   return node->kind() == symbols::kBatchNorm || node->kind() == symbols::kInstanceNorm;
 }
 
-// Convolution and norm calls in `block`, counting the larger branch of each
-// prim::If: what one run calls at most, so a method split into a training and
-// an eval copy (SpecializeEvalPath.h) counts its layers once.
-std::pair<int, int> callsIn(torch::jit::Block *block) {
-  std::pair<int, int> calls{0, 0};
+bool isRecurrentCall(const torch::jit::Node *node) {
+  return node->kind() == symbols::kLstm || node->kind() == symbols::kGru ||
+         node->kind() == symbols::kRnnTanh || node->kind() == symbols::kRnnRelu;
+}
+
+// Calls of rewritten layers, by what they are.
+struct LayerCalls {
+  int convolutions = 0;
+  int norms = 0;
+  int recurrent = 0;
+
+  int total() const { return convolutions + norms + recurrent; }
+  LayerCalls &operator+=(const LayerCalls &other) {
+    convolutions += other.convolutions;
+    norms += other.norms;
+    recurrent += other.recurrent;
+    return *this;
+  }
+};
+
+// Layer calls in `block`, counting the larger branch of each prim::If: what
+// one run calls at most, so a method split into a training and an eval copy
+// (SpecializeEvalPath.h) counts its layers once.
+LayerCalls callsIn(torch::jit::Block *block) {
+  LayerCalls calls;
   for (torch::jit::Node *node : block->nodes()) {
-    calls.first += isConvolutionCall(node) ? 1 : 0;
-    calls.second += isNormCall(node) ? 1 : 0;
-    std::pair<int, int> inner{0, 0};
+    calls.convolutions += isConvolutionCall(node) ? 1 : 0;
+    calls.norms += isNormCall(node) ? 1 : 0;
+    calls.recurrent += isRecurrentCall(node) ? 1 : 0;
+    LayerCalls inner;
     for (torch::jit::Block *branch : node->blocks()) {
-      const auto each = callsIn(branch);
+      const LayerCalls each = callsIn(branch);
       if (node->kind() != c10::prim::If)
-        inner = {inner.first + each.first, inner.second + each.second};
-      else if (each.first + each.second > inner.first + inner.second)
+        inner += each;
+      else if (each.total() > inner.total())
         inner = each;
     }
-    calls = {calls.first + inner.first, calls.second + inner.second};
+    calls += inner;
   }
   return calls;
 }
 
-// Convolution and norm calls of the module's largest own method (forward, for
-// most models), inlined: the layers a user counts. (Methods call each other:
-// torchvision's forward calls _forward_impl, so they are not summed.)
-std::pair<int, int> countLayers(torch::jit::Module &module) {
-  std::pair<int, int> largest{0, 0};
+// Layer calls of the module's largest own method (forward, for most models),
+// inlined: the layers a user counts. (Methods call each other: torchvision's
+// forward calls _forward_impl, so they are not summed.)
+LayerCalls countLayers(torch::jit::Module &module) {
+  LayerCalls largest;
   for (const torch::jit::Method &method : module.get_methods()) {
     const std::shared_ptr<torch::jit::Graph> graph = method.graph()->copy();
     torch::jit::Inline(*graph);
-    const std::pair<int, int> layers = callsIn(graph->block());
-    if (layers.first + layers.second > largest.first + largest.second)
+    const LayerCalls layers = callsIn(graph->block());
+    if (layers.total() > largest.total())
       largest = layers;
   }
   return largest;
@@ -161,10 +183,18 @@ int ModuleReport::norms() const {
   return sum;
 }
 
+int ModuleReport::recurrent() const {
+  int sum = 0;
+  for (const auto &method : methods)
+    sum += total(method.recurrent);
+  return sum;
+}
+
 int ModuleReport::methodsChanged() const {
   int changed = 0;
   for (const auto &method : methods)
-    changed += (total(method.convolutions) + total(method.norms)) > 0 ? 1 : 0;
+    changed +=
+        (total(method.convolutions) + total(method.norms) + total(method.recurrent)) > 0 ? 1 : 0;
   return changed;
 }
 
@@ -201,8 +231,8 @@ ModuleReport RewriteModule(torch::jit::Module &module, const RewriteOptions &opt
       continue;
     MethodReport method =
         rewriteGraph(torch::jit::toGraphFunction(*function).graph(), function->qualname());
-    if (total(method.convolutions) + total(method.norms) > 0 || !method.dnnLibraryCalls.empty() ||
-        !method.remainingDnnUsers.empty())
+    if (total(method.convolutions) + total(method.norms) + total(method.recurrent) > 0 ||
+        !method.dnnLibraryCalls.empty() || !method.remainingDnnUsers.empty())
       report.methods.push_back(std::move(method));
   }
   if (options.regions == RegionMode::Auto)
@@ -210,10 +240,14 @@ ModuleReport RewriteModule(torch::jit::Module &module, const RewriteOptions &opt
   // A model that now calls the runtime gets its default, "auto" too (SetDefaultBackend.h); one
   // with nothing rewritten keeps what it had, unless a default was asked for.
   report.defaultBackend = options.backend;
-  const bool bake = options.backend != "auto" || report.convolutions() + report.norms() > 0;
+  const bool bake =
+      options.backend != "auto" || report.convolutions() + report.norms() + report.recurrent() > 0;
   for (const torch::jit::Method &method : module.get_methods())
     report.backendChanged |= SetDefaultBackend(method.graph(), options.backend, bake);
-  std::tie(report.convolutionLayers, report.normLayers) = countLayers(module);
+  const LayerCalls layers = countLayers(module);
+  report.convolutionLayers = layers.convolutions;
+  report.normLayers = layers.norms;
+  report.recurrentLayers = layers.recurrent;
   return report;
 }
 

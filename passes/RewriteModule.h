@@ -20,8 +20,9 @@ struct MethodReport {
   std::string method; // method or function name
   RewriteCounts convolutions;
   RewriteCounts norms;
+  RewriteCounts recurrent;                    // LSTM, GRU and plain RNN layers
   std::vector<std::string> dnnLibraryCalls;   // left behind: the model is not safe to write
-  std::vector<std::string> remainingDnnUsers; // not rewritten, still reach cuDNN/MIOpen (RNNs)
+  std::vector<std::string> remainingDnnUsers; // not rewritten, still reach cuDNN/MIOpen (CTC loss)
 };
 
 struct ModuleReport {
@@ -29,20 +30,22 @@ struct ModuleReport {
   int regions = 0;                   // host regions inserted
   // Why regions were dropped, cut or trimmed, and which module flags were frozen.
   std::vector<std::string> regionDecisions;
-  // Layers as a user counts them: convolution and norm calls in the module's
+  // Layers as a user counts them: convolution, norm and recurrent calls in the module's
   // largest own method (forward, for most models) with every call inlined. (A
   // class's method graph is one code site however many instances call it.)
   int convolutionLayers = 0;
   int normLayers = 0;
+  int recurrentLayers = 0;
   std::string defaultBackend = "auto";
   bool backendChanged = false; // the baked-in default was added, changed or removed
   int convolutions() const;    // code sites
   int norms() const;
+  int recurrent() const;
   int methodsChanged() const;
   bool safe() const;
-  // Nothing rewritten: no convolution, norm or region (e.g. a rewritten model).
+  // Nothing rewritten: no convolution, norm, recurrent layer or region (e.g. a rewritten model).
   bool unchanged() const {
-    return convolutions() + norms() == 0 && regions == 0 && !backendChanged;
+    return convolutions() + norms() + recurrent() == 0 && regions == 0 && !backendChanged;
   }
 };
 

@@ -55,8 +55,10 @@ std::string reportJson(const passes::ModuleReport &report, const std::string &in
   out += field("output", quoted(output));
   out += field("convolution_layers", std::to_string(report.convolutionLayers));
   out += field("norm_layers", std::to_string(report.normLayers));
+  out += field("recurrent_layers", std::to_string(report.recurrentLayers));
   out += field("convolutions", std::to_string(report.convolutions()));
   out += field("norms", std::to_string(report.norms()));
+  out += field("recurrent", std::to_string(report.recurrent()));
   out += field("host_regions", std::to_string(report.regions));
   out += field("default_backend", quoted(report.defaultBackend));
   out += field("region_decisions", strings(report.regionDecisions));
@@ -66,7 +68,7 @@ std::string reportJson(const passes::ModuleReport &report, const std::string &in
     out += separator;
     out += "    {\"class\": " + quoted(method.owner) + ", \"method\": " + quoted(method.method) +
            ", \"convolutions\": " + counts(method.convolutions) +
-           ", \"norms\": " + counts(method.norms) +
+           ", \"norms\": " + counts(method.norms) + ", \"recurrent\": " + counts(method.recurrent) +
            ", \"remaining_dnn_users\": " + strings(method.remainingDnnUsers) + "}";
     separator = ",\n";
   }

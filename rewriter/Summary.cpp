@@ -23,8 +23,10 @@ std::string summaryLine(const RewriteOutcome &outcome, const std::string &input,
   std::string line = "rewrote " + plural(report.convolutionLayers, "convolution layer");
   if (report.normLayers > 0)
     line += " and " + plural(report.normLayers, "norm layer");
-  line += " (" + plural(report.convolutions() + report.norms(), "code site") + " in " +
-          plural(report.methodsChanged(), "method") + ")";
+  if (report.recurrentLayers > 0)
+    line += " and " + plural(report.recurrentLayers, "recurrent layer");
+  line += " (" + plural(report.convolutions() + report.norms() + report.recurrent(), "code site") +
+          " in " + plural(report.methodsChanged(), "method") + ")";
   if (report.regions > 0)
     line += ", " + plural(report.regions, "host region");
   if (report.defaultBackend != "auto")

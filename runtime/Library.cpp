@@ -66,6 +66,14 @@ TORCH_LIBRARY(rdna1, m) {
   m.def(rdna1::ops::kConvBackwardSchema);
   m.def(rdna1::ops::kBatchNormSchema);
   m.def(rdna1::ops::kInstanceNormSchema);
+  m.def(rdna1::ops::kLstmSchema);
+  m.def(rdna1::ops::kLstmDataSchema);
+  m.def(rdna1::ops::kGruSchema);
+  m.def(rdna1::ops::kGruDataSchema);
+  m.def(rdna1::ops::kRnnTanhSchema);
+  m.def(rdna1::ops::kRnnTanhDataSchema);
+  m.def(rdna1::ops::kRnnReluSchema);
+  m.def(rdna1::ops::kRnnReluDataSchema);
   m.def(rdna1::ops::kToHostSchema);
   m.def(rdna1::ops::kToDeviceSchema);
   m.def(rdna1::ops::kHostParamsSchema);

@@ -132,29 +132,31 @@ class RewriteSamplesTest(unittest.TestCase):
         self.assertRegex(result.stdout, r'\nverified: max relative output error ')
 
     def test_nodes_that_still_reach_the_dnn_library(self):
-        class ConvLstm(torch.nn.Module):
+        # The LSTM is rewritten (rdna1::lstm); grid sampling is not and still reaches cuDNN/MIOpen.
+        class ConvLstmSampler(torch.nn.Module):
             def __init__(self):
                 super().__init__()
                 self.conv = torch.nn.Conv1d(4, 8, 3)
                 self.lstm = torch.nn.LSTM(8, 8, batch_first=True)
 
-            def forward(self, x):
-                return self.lstm(self.conv(x).transpose(1, 2))[0]
+            def forward(self, x, grid):
+                y = self.lstm(self.conv(x).transpose(1, 2))[0]
+                return torch.nn.functional.grid_sample(y.unsqueeze(1), grid, align_corners=False)
 
-        path, out = os.path.join(self.dir, 'lstm.pt'), os.path.join(self.dir, 'lstm.rdna1.pt')
-        torch.jit.script(ConvLstm()).save(path)
+        path, out = os.path.join(self.dir, 'sampler.pt'), os.path.join(self.dir, 'sampler.rdna1.pt')
+        torch.jit.script(ConvLstmSampler()).save(path)
         result = rewrite(path, out)
         self.assertEqual(result.returncode, 0, result.stderr)
         warnings = result.stderr.splitlines()
-        self.assertTrue(warnings)
-        for line in warnings:  # one per method graph (nn.LSTM scripts two forward overloads)
-            self.assertRegex(line, r'^rdna1-rewrite: warning: aten::lstm in __torch__\.\S+\.forward\w* is not '
-                                   r'rewritten and will still reach cuDNN/MIOpen on a GPU$')
+        self.assertEqual(len(warnings), 1, result.stderr)
+        self.assertRegex(warnings[0], r'^rdna1-rewrite: warning: aten::grid_sampler in __torch__\.\S+ is not '
+                                      r'rewritten and will still reach cuDNN/MIOpen on a GPU$')
+        self.assertRegex(result.stdout, r'^rewrote 1 convolution layer and 1 recurrent layer ')
         self.assertTrue(os.path.exists(out))
         strict = rewrite('--strict', path, out + '2')
         self.assertEqual(strict.returncode, 3, strict.stderr)
         self.assertEqual(len(strict.stderr.strip().splitlines()), 1)
-        self.assertIn('aten::lstm', strict.stderr)
+        self.assertIn('aten::grid_sampler', strict.stderr)
         self.assertIn('would still reach cuDNN/MIOpen (--strict)', strict.stderr)
         self.assertFalse(os.path.exists(out + '2'))
 

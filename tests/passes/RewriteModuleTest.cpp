@@ -384,4 +384,52 @@ def bn(self, x):
   EXPECT_EQ(report.methods[0].dnnLibraryCalls, std::vector<std::string>{"aten::cudnn_batch_norm"});
 }
 
+// An LSTM then a GRU, called as scripted nn.LSTM / nn.GRU call them; seeded weights.
+Module makeRecurrent(Modules &modules) {
+  torch::manual_seed(0);
+  Module net = modules.make("Recurrent");
+  net.register_parameter("w_ih", torch::randn({12, 2}), false);
+  net.register_parameter("w_hh", torch::randn({12, 3}), false);
+  net.register_parameter("g_ih", torch::randn({9, 3}), false);
+  net.register_parameter("g_hh", torch::randn({9, 3}), false);
+  net.define(R"JIT(
+def forward(self, x, h, c):
+    y, hn, cn = torch.lstm(x, [h, c], [self.w_ih, self.w_hh], False, 1, 0.0, False, False, False)
+    z, gn = torch.gru(y, h, [self.g_ih, self.g_hh], False, 1, 0.0, False, False, False)
+    return z + gn.sum() + cn.sum()
+)JIT");
+  return net;
+}
+
+// Recurrent layers are rewritten and counted, leave nothing to warn about, and
+// still compute what ATen's own layers compute.
+TEST(RewriteModule, RecurrentLayersAreRewrittenCountedAndComputeTheSame) {
+  Modules referenceModules, modules;
+  Module reference = makeRecurrent(referenceModules);
+  Module net = makeRecurrent(modules); // never run before the rewrite: executors keep their plan
+  const auto x = torch::randn({4, 2, 2});
+  const auto h = torch::randn({1, 2, 3});
+  const auto c = torch::randn({1, 2, 3});
+  const at::Tensor expected = reference.forward({x, h, c}).toTensor();
+
+  const ModuleReport report = RewriteModule(net);
+  EXPECT_EQ(report.recurrent(), 2);
+  EXPECT_EQ(report.recurrentLayers, 2);
+  EXPECT_EQ(report.methodsChanged(), 1);
+  EXPECT_FALSE(report.unchanged());
+  ASSERT_EQ(report.methods.size(), 1u);
+  EXPECT_EQ(report.methods[0].recurrent, (RewriteCounts{{"aten::gru", 1}, {"aten::lstm", 1}}));
+  EXPECT_TRUE(report.methods[0].remainingDnnUsers.empty());
+  FileCheck()
+      .check_not("aten::lstm")
+      ->check("rdna1::lstm")
+      ->check("rdna1::gru")
+      ->run(*net.get_method("forward").graph());
+  EXPECT_TRUE(torch::allclose(net.forward({x, h, c}).toTensor(), expected, 1e-5, 1e-6));
+
+  const ModuleReport second = RewriteModule(net);
+  EXPECT_EQ(second.recurrent(), 0);
+  EXPECT_TRUE(second.unchanged());
+}
+
 } // namespace

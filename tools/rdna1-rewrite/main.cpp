@@ -114,6 +114,8 @@ void printDetails(const passes::ModuleReport &report) {
       std::cerr << " " << kind << " x" << count;
     for (const auto &[kind, count] : method.norms)
       std::cerr << " " << kind << "(cudnn_enabled=false) x" << count;
+    for (const auto &[kind, count] : method.recurrent)
+      std::cerr << " " << kind << " x" << count;
     std::cerr << "\n";
   }
   for (const std::string &decision : report.regionDecisions)

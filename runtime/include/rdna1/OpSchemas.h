@@ -41,6 +41,41 @@ inline constexpr const char *kInstanceNormSchema =
     "Tensor(b!)? running_var, bool use_input_stats, float momentum, float eps, "
     "bool cudnn_enabled) -> Tensor";
 
+// Recurrent layers through ATen's native cells, never cuDNN/MIOpen (MIOpen is
+// PyTorch's RNN library on ROCm, and its RNNs fail on RDNA1). Each has the
+// arguments of its aten:: twin: the default overload aten::lstm.input's
+// (padded input), `data` aten::lstm.data's (a PackedSequence's data and
+// batch_sizes). They run where the backend says: device and vendor on the
+// tensors' device, host on the CPU with the operands copied across.
+inline constexpr const char *kLstm = "rdna1::lstm";
+inline constexpr const char *kLstmSchema =
+    "lstm(Tensor input, Tensor[] hx, Tensor[] params, bool has_biases, int num_layers, "
+    "float dropout, bool train, bool bidirectional, bool batch_first) -> (Tensor, Tensor, Tensor)";
+inline constexpr const char *kLstmDataSchema =
+    "lstm.data(Tensor data, Tensor batch_sizes, Tensor[] hx, Tensor[] params, bool has_biases, "
+    "int num_layers, float dropout, bool train, bool bidirectional) -> (Tensor, Tensor, Tensor)";
+inline constexpr const char *kGru = "rdna1::gru";
+inline constexpr const char *kGruSchema =
+    "gru(Tensor input, Tensor hx, Tensor[] params, bool has_biases, int num_layers, "
+    "float dropout, bool train, bool bidirectional, bool batch_first) -> (Tensor, Tensor)";
+inline constexpr const char *kGruDataSchema =
+    "gru.data(Tensor data, Tensor batch_sizes, Tensor hx, Tensor[] params, bool has_biases, "
+    "int num_layers, float dropout, bool train, bool bidirectional) -> (Tensor, Tensor)";
+inline constexpr const char *kRnnTanh = "rdna1::rnn_tanh";
+inline constexpr const char *kRnnTanhSchema =
+    "rnn_tanh(Tensor input, Tensor hx, Tensor[] params, bool has_biases, int num_layers, "
+    "float dropout, bool train, bool bidirectional, bool batch_first) -> (Tensor, Tensor)";
+inline constexpr const char *kRnnTanhDataSchema =
+    "rnn_tanh.data(Tensor data, Tensor batch_sizes, Tensor hx, Tensor[] params, bool has_biases, "
+    "int num_layers, float dropout, bool train, bool bidirectional) -> (Tensor, Tensor)";
+inline constexpr const char *kRnnRelu = "rdna1::rnn_relu";
+inline constexpr const char *kRnnReluSchema =
+    "rnn_relu(Tensor input, Tensor hx, Tensor[] params, bool has_biases, int num_layers, "
+    "float dropout, bool train, bool bidirectional, bool batch_first) -> (Tensor, Tensor)";
+inline constexpr const char *kRnnReluDataSchema =
+    "rnn_relu.data(Tensor data, Tensor batch_sizes, Tensor hx, Tensor[] params, bool has_biases, "
+    "int num_layers, float dropout, bool train, bool bidirectional) -> (Tensor, Tensor)";
+
 // Host-region boundaries: one batched transfer per direction for every tensor
 // that crosses, with autograd (gradients cross back batched too). `like` names
 // the device the region's results return to.

@@ -1,0 +1,133 @@
+// Kernels of rdna1::lstm, gru, rnn_tanh and rnn_relu (padded and packed
+// overloads): the native layer stacks of NativeRnn.h, placed by the runtime's
+// backend (rdna1/Backend.h). device and vendor run on the tensors' device
+// (there is no vendor RNN to fall back to that avoids MIOpen); host moves the
+// input, states and weights to the host in one batched crossing, runs there
+// and moves the results back.
+//
+// Registered as CompositeImplicitAutograd, like the norms: every step, the
+// crossings included (Transfer.h records a copy that requires grad under grad
+// mode), is a differentiable ATen op, so autograd derives the backward and one
+// kernel also serves inference mode.
+#include "NativeRnn.h"
+#include "Transfer.h"
+
+#include <rdna1/Backend.h>
+
+#include <ATen/ATen.h>
+#include <torch/library.h>
+
+#include <functional>
+
+namespace rdna1 {
+namespace {
+
+using Tensors = std::vector<at::Tensor>;
+// Runs a layer stack on (input or data, hx, params), all on one device.
+using RunStack = std::function<RnnResult(const at::Tensor &, const Tensors &, at::TensorList)>;
+
+// Older CPU kernels lack fp16 matrix products: half tensors compute in fp32 on the host.
+at::Tensor hostComputable(const at::Tensor &tensor) {
+  return tensor.scalar_type() == at::kHalf ? tensor.to(at::kFloat) : tensor;
+}
+
+RnnResult runOnHost(const at::Tensor &input, const Tensors &hx, at::TensorList params,
+                    const RunStack &run) {
+  Tensors operands{input};
+  operands.insert(operands.end(), hx.begin(), hx.end());
+  operands.insert(operands.end(), params.begin(), params.end());
+  Tensors host = toHost(operands);
+  for (at::Tensor &tensor : host)
+    tensor = hostComputable(tensor);
+  const Tensors hostHx(host.begin() + 1, host.begin() + 1 + hx.size());
+  const Tensors hostParams(host.begin() + 1 + hx.size(), host.end());
+  RnnResult result = run(host[0], hostHx, hostParams);
+
+  Tensors results{result.output};
+  results.insert(results.end(), result.finals.begin(), result.finals.end());
+  Tensors moved = toDevices(results, std::vector<c10::Device>(results.size(), input.device()));
+  for (at::Tensor &tensor : moved)
+    tensor = tensor.to(input.scalar_type());
+  return {moved[0], Tensors(moved.begin() + 1, moved.end())};
+}
+
+RnnResult runPlaced(const at::Tensor &input, const Tensors &hx, at::TensorList params,
+                    const RunStack &run) {
+  if (backendFor(input.device()) == Backend::Host)
+    return runOnHost(input, hx, params, run);
+  return run(input, hx, params);
+}
+
+RnnResult padded(const RnnArgs &args, const at::Tensor &input, const Tensors &hx,
+                 at::TensorList params, bool batchFirst) {
+  return runPlaced(input, hx, params,
+                   [&](const at::Tensor &in, const Tensors &states, at::TensorList weights) {
+                     return nativeRnnPadded(args, in, states, weights, batchFirst);
+                   });
+}
+
+// batch_sizes stays where PackedSequence keeps it, on the CPU.
+RnnResult packed(const RnnArgs &args, const at::Tensor &data, const at::Tensor &batchSizes,
+                 const Tensors &hx, at::TensorList params) {
+  return runPlaced(data, hx, params,
+                   [&](const at::Tensor &in, const Tensors &states, at::TensorList weights) {
+                     return nativeRnnPacked(args, in, batchSizes, states, weights);
+                   });
+}
+
+void checkLstmStates(at::TensorList hx) {
+  TORCH_CHECK(hx.size() == 2, "rdna1::lstm: expected two hidden states, got ", hx.size());
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> lstm(const at::Tensor &input, at::TensorList hx,
+                                                    at::TensorList params, bool hasBiases,
+                                                    int64_t layers, double dropout, bool train,
+                                                    bool bidirectional, bool batchFirst) {
+  checkLstmStates(hx);
+  const RnnArgs args{RnnCell::Lstm, hasBiases, layers, dropout, train, bidirectional};
+  RnnResult result = padded(args, input, hx.vec(), params, batchFirst);
+  return {result.output, result.finals[0], result.finals[1]};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor>
+lstmData(const at::Tensor &data, const at::Tensor &batchSizes, at::TensorList hx,
+         at::TensorList params, bool hasBiases, int64_t layers, double dropout, bool train,
+         bool bidirectional) {
+  checkLstmStates(hx);
+  const RnnArgs args{RnnCell::Lstm, hasBiases, layers, dropout, train, bidirectional};
+  RnnResult result = packed(args, data, batchSizes, hx.vec(), params);
+  return {result.output, result.finals[0], result.finals[1]};
+}
+
+template <RnnCell Kind>
+std::tuple<at::Tensor, at::Tensor>
+singleState(const at::Tensor &input, const at::Tensor &hx, at::TensorList params, bool hasBiases,
+            int64_t layers, double dropout, bool train, bool bidirectional, bool batchFirst) {
+  const RnnArgs args{Kind, hasBiases, layers, dropout, train, bidirectional};
+  RnnResult result = padded(args, input, {hx}, params, batchFirst);
+  return {result.output, result.finals[0]};
+}
+
+template <RnnCell Kind>
+std::tuple<at::Tensor, at::Tensor>
+singleStateData(const at::Tensor &data, const at::Tensor &batchSizes, const at::Tensor &hx,
+                at::TensorList params, bool hasBiases, int64_t layers, double dropout, bool train,
+                bool bidirectional) {
+  const RnnArgs args{Kind, hasBiases, layers, dropout, train, bidirectional};
+  RnnResult result = packed(args, data, batchSizes, {hx}, params);
+  return {result.output, result.finals[0]};
+}
+
+} // namespace
+} // namespace rdna1
+
+TORCH_LIBRARY_IMPL(rdna1, CompositeImplicitAutograd, m) {
+  m.impl("lstm", TORCH_FN(rdna1::lstm));
+  m.impl("lstm.data", TORCH_FN(rdna1::lstmData));
+  m.impl("gru", TORCH_FN(rdna1::singleState<rdna1::RnnCell::Gru>));
+  m.impl("gru.data", TORCH_FN(rdna1::singleStateData<rdna1::RnnCell::Gru>));
+  m.impl("rnn_tanh", TORCH_FN(rdna1::singleState<rdna1::RnnCell::Tanh>));
+  m.impl("rnn_tanh.data", TORCH_FN(rdna1::singleStateData<rdna1::RnnCell::Tanh>));
+  m.impl("rnn_relu", TORCH_FN(rdna1::singleState<rdna1::RnnCell::Relu>));
+  m.impl("rnn_relu.data", TORCH_FN(rdna1::singleStateData<rdna1::RnnCell::Relu>));
+}
