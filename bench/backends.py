@@ -4,7 +4,10 @@ original with the DNN library switched off (torch.backends.cudnn.enabled = False
 switches MIOpen off), which is what RDNA1 users run today when ATen's own kernels work:
 
   nodnn    the original, DNN library off (the baseline every ratio is against)
-  vendor   the original with cuDNN/MIOpen (what a healthy GPU runs)
+  vendor   the original with cuDNN/MIOpen, PyTorch's defaults (cuDNN may use TF32 tensor cores)
+  vendor32 the same without TF32 (torch.backends.cudnn.allow_tf32 = False): IEEE float32 as
+           MIOpen computes it on RDNA1, which has no TF32 units; the stand-in for what a healthy
+           RDNA1 GPU runs, and the reference of the device/vendor32 ratio
   device   the rewritten model, backend device: ATen's device kernels through the native
            convolution, never cuDNN/MIOpen (0 bytes across the bus)
   host     the rewritten model, backend host (convolutions on the CPU), for the grouped rows
@@ -17,7 +20,6 @@ nodnn), to --out.
     backends.py [--infer resnet18:1,resnet18:8,...] [--train resnet18:8,...] [--out DIR]
 """
 import argparse
-import contextlib
 import os
 import statistics
 import sys
@@ -67,17 +69,19 @@ GROUPED = ('resnext50_32x4d', 'regnet_y_800mf')
 
 
 class DnnLibrary:
-    """torch.backends.cudnn.enabled for the duration of a measurement (this script is single-threaded)."""
+    """torch.backends.cudnn.enabled and .allow_tf32 for the duration of a measurement (this script
+    is single-threaded)."""
 
-    def __init__(self, enabled):
+    def __init__(self, enabled, tf32=True):
         self.enabled = enabled
+        self.tf32 = tf32
 
     def __enter__(self):
-        self.saved = torch.backends.cudnn.enabled
-        torch.backends.cudnn.enabled = self.enabled
+        self.saved = torch.backends.cudnn.enabled, torch.backends.cudnn.allow_tf32
+        torch.backends.cudnn.enabled, torch.backends.cudnn.allow_tf32 = self.enabled, self.tf32
 
     def __exit__(self, *exc):
-        torch.backends.cudnn.enabled = self.saved
+        torch.backends.cudnn.enabled, torch.backends.cudnn.allow_tf32 = self.saved
 
 
 class Backend:
@@ -127,7 +131,8 @@ def measure(name, mode, batch, workdir, device, with_host):
     ours = prepare(load_ours())
     ms = time_interleaved({
         'nodnn': (step(prepare(load_gpu())), lambda: DnnLibrary(False)),
-        'vendor': (step(prepare(load_gpu())), contextlib.nullcontext),
+        'vendor': (step(prepare(load_gpu())), lambda: DnnLibrary(True, tf32=True)),
+        'vendor32': (step(prepare(load_gpu())), lambda: DnnLibrary(True, tf32=False)),
         'device': (step(ours), lambda: Backend('device')),
     }, make, device)
     with Backend('device'):
@@ -143,7 +148,7 @@ def chart(rows, path):
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     labels = [f'{name} {mode} b{batch}' for name, mode, batch, _ in rows]
-    series = ['vendor', 'device', 'host']
+    series = ['vendor', 'vendor32', 'device', 'host']
     fig, ax = plt.subplots(figsize=(11, 0.42 * len(rows) + 1.5))
     height = 0.8 / len(series)
     for k, key in enumerate(series):
@@ -173,8 +178,8 @@ def main():
           '| host threads', torch.get_num_threads(), flush=True)
     jobs = [(p.split(':')[0], 'infer', int(p.split(':')[1])) for p in args.infer.split(',') if p]
     jobs += [(p.split(':')[0], 'train', int(p.split(':')[1])) for p in args.train.split(',') if p]
-    table = ['| model | step | batch | nodnn ms | vendor ms | device ms | host ms | device/nodnn | host/nodnn '
-             '| bytes across the bus per step |', '|' + ' --- |' * 10]
+    table = ['| model | step | batch | nodnn ms | vendor ms | vendor32 ms | device ms | host ms | device/nodnn '
+             '| device/vendor32 | device/vendor | host/nodnn | bytes across the bus per step |', '|' + ' --- |' * 13]
     rows = []
     with tempfile.TemporaryDirectory() as workdir:
         for name, mode, batch in jobs:
@@ -183,7 +188,9 @@ def main():
             host = f"{ms['host']:.1f}" if 'host' in ms else '-'
             host_ratio = f"{ms['host'] / ms['nodnn']:.2f}" if 'host' in ms else '-'
             line = (f"| {name} ({how}) | {mode} | {batch} | {ms['nodnn']:.2f} | {ms['vendor']:.2f} "
-                    f"| {ms['device']:.2f} | {host} | {ms['device'] / ms['nodnn']:.2f} | {host_ratio} | {moved:.0f} |")
+                    f"| {ms['vendor32']:.2f} | {ms['device']:.2f} | {host} | {ms['device'] / ms['nodnn']:.2f} "
+                    f"| {ms['device'] / ms['vendor32']:.2f} | {ms['device'] / ms['vendor']:.2f} | {host_ratio} "
+                    f"| {moved:.0f} |")
             print(line, flush=True)
             table.append(line)
             rows.append((name, mode, batch, ms))

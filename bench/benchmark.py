@@ -6,7 +6,8 @@
                 host (blocking), convolves there in NCHW, copies the result back (pageable);
                 a faithful re-implementation, with a host backward so it can train
   (c) cpu       the whole model on the host, channels-last
-  (d) ours      the model rewritten by rdna1 (--regions=auto; training rows --regions=conv), on the GPU
+  (d) ours      the model rewritten by rdna1 (--regions=auto), on the GPU; training rows time
+                every mode of --train-regions in the same alternation
 
 Medians over repeats after warm-up, a fresh random input for every repeat. Prints a markdown
 table with ms and ratios and the runtime's transfer counters per forward.
@@ -220,30 +221,47 @@ def bench_inference(name, batch, workdir, device, regions='auto'):
     return ms, counts, how, summary, error
 
 
-def bench_training(name, batch, workdir, device, regions='auto'):
-    eager, load_gpu, load_ours, shape, how, summary = build(name, workdir, device, regions)
-    gpu, ours = load_gpu().train(), load_ours().train()
+def bench_training(name, batch, workdir, device, modes=('auto',)):
+    """Training steps of the rewrite in each of `modes`, timed in alternation with the original on
+    the GPU, the per-layer fallback and the whole model on the CPU (one row per mode, sharing
+    those three columns): {mode: (ms, counts, error)}, how, summary."""
+    eager, load_gpu, _, shape, how, summary = build(name, workdir, device, modes[0])
+    ours = {mode: build(name, workdir, device, mode)[2] for mode in modes}
     fallback = per_layer(eager).to(device).train()
     cpu = copy.deepcopy(eager).to(memory_format=torch.channels_last).train()
-    ms = time_alternating({
+    runs = {
         'gpu': (training_step(load_gpu().train()), make_inputs(shape, batch, device), device),
         'per-layer': (training_step(fallback), make_inputs(shape, batch, device), device),
         'cpu': (training_step(cpu), make_inputs(shape, batch, 'cpu', channels_last=True), 'cpu'),
-        'ours': (training_step(load_ours().train()), make_inputs(shape, batch, device), device),
-    })
-    counts = counters_per_call(training_step(load_ours().train()), make_inputs(shape, batch, device))
+    }
+    for mode, load in ours.items():
+        runs['ours:' + mode] = (training_step(load().train()), make_inputs(shape, batch, device), device)
+    ms = time_alternating(runs)
     # Gradients of one step from the same weights and input, against the original on the GPU
     # with cuDNN's fastest algorithms off (TF32 off): relative 2-norm error of the worst tensor.
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
     x = make_inputs(shape, batch, device)()
-    grads = []
-    for model in (gpu, ours):
-        model.zero_grad(set_to_none=True)
-        model(x).float().square().mean().backward()
-        grads.append([p.grad for p in model.parameters()])
-    error = max(((a - b).norm() / b.norm().clamp_min(1e-30)).item() for a, b in zip(grads[1], grads[0]))
-    return ms, counts, how, summary, error
+    results = {}
+    for mode, load in ours.items():
+        counts = counters_per_call(training_step(load().train()), make_inputs(shape, batch, device))
+        grads = []
+        for model in (load_gpu().train(), load().train()):
+            model.zero_grad(set_to_none=True)
+            model(x).float().square().mean().backward()
+            grads.append([p.grad for p in model.parameters()])
+        error = max(((a - b).norm() / b.norm().clamp_min(1e-30)).item() for a, b in zip(grads[1], grads[0]))
+        results[mode] = (dict(ms, ours=ms['ours:' + mode]), counts, error)
+    torch.backends.cudnn.allow_tf32 = True
+    return results, how, summary
+
+
+def table_row(name, how, mode, regions, batch, ms, c, error):
+    copies = c['to_host_copies'] + c['to_device_copies']
+    return (f"| {name} ({how}) | {mode}, {regions} | {batch} | {ms['gpu']:.1f} | {ms['per-layer']:.1f} | {ms['cpu']:.1f} "
+            f"| {ms['ours']:.1f} | {ms['ours'] / ms['per-layer']:.2f} | {ms['ours'] / ms['cpu']:.2f} "
+            f"| {ms['ours'] / ms['gpu']:.2f} | {copies:.0f} | {c['to_host_bytes'] / 1e6:.2f} "
+            f"| {c['to_device_bytes'] / 1e6:.2f} | {c['param_bytes'] / 1e6:.2f} | {error:.1e} |")
 
 
 def main():
@@ -275,23 +293,22 @@ def main():
             '|' + ' --- |' * 15]
     jobs = [(m, 'infer', int(b), args.regions) for m in args.models.split(',') if m for b in args.batches.split(',')]
     jobs += [(m.split(':')[0], 'infer', int(m.split(':')[1]), args.regions) for m in args.infer.split(',') if m]
-    train_modes = args.train_regions.split(',')
+    train_modes = tuple(args.train_regions.split(','))
     for mode in train_modes:
         if mode not in ('auto', 'per-op'):
             parser.error(f"--train-regions: unknown mode '{mode}' (auto, per-op)")
-    jobs += [(m.split(':')[0], 'train', int(m.split(':')[1]), r) for m in args.train.split(',') if m for r in train_modes]
+    jobs += [(m.split(':')[0], 'train', int(m.split(':')[1]), train_modes) for m in args.train.split(',') if m]
     with tempfile.TemporaryDirectory() as workdir:
         for name, mode, batch, regions in jobs:
-            bench = bench_inference if mode == 'infer' else bench_training
-            ms, c, how, summary, error = bench(name, batch, workdir, args.device, regions)
-            copies = c['to_host_copies'] + c['to_device_copies']
-            taken = ''
-            row = (f"| {name} ({how}) | {mode}, {regions}{taken} | {batch} | {ms['gpu']:.1f} | {ms['per-layer']:.1f} | {ms['cpu']:.1f} "
-                   f"| {ms['ours']:.1f} | {ms['ours'] / ms['per-layer']:.2f} | {ms['ours'] / ms['cpu']:.2f} "
-                   f"| {ms['ours'] / ms['gpu']:.2f} | {copies:.0f} | {c['to_host_bytes'] / 1e6:.2f} "
-                   f"| {c['to_device_bytes'] / 1e6:.2f} | {c['param_bytes'] / 1e6:.2f} | {error:.1e} |")
-            print(row, '  #', summary, flush=True)
-            rows.append(row)
+            if mode == 'infer':
+                ms, c, how, summary, error = bench_inference(name, batch, workdir, args.device, regions)
+                measured = {regions: (ms, c, error)}
+            else:
+                measured, how, summary = bench_training(name, batch, workdir, args.device, regions)
+            for regions_mode, (ms, c, error) in measured.items():
+                row = table_row(name, how, mode, regions_mode, batch, ms, c, error)
+                print(row, '  #', summary, flush=True)
+                rows.append(row)
     table = '\n'.join(rows)
     print('\n' + table)
     if args.out:

@@ -50,6 +50,8 @@ def main():
     parser.add_argument('--jobs', default='convnext_tiny:infer:8,unet:train:2')
     parser.add_argument('--top', type=int, default=15)
     parser.add_argument('--cpu', action='store_true', help='host (launch) time instead of GPU time')
+    parser.add_argument('--baseline', default='nodnn', choices=['nodnn', 'vendor', 'vendor32'],
+                        help='the original with the DNN library off, on, or on without TF32')
     args = parser.parse_args()
     global SORT_BY_CPU
     SORT_BY_CPU = args.cpu
@@ -60,14 +62,14 @@ def main():
             make = benchmark.make_inputs(shape, int(batch), 'cuda')
             step = benchmark.inference_step if mode == 'infer' else benchmark.training_step
             prepare = (lambda m: m.eval()) if mode == 'infer' else (lambda m: m.train())
-            with backends.DnnLibrary(False):
+            with backends.DnnLibrary(args.baseline != 'nodnn', tf32=args.baseline == 'vendor'):
                 base_total, base = profile(step(prepare(load_gpu())), make)
             rdna1.set_backend('device')
             ours_total, ours = profile(step(prepare(load_ours())), make)
             rdna1.set_backend(None)
             print(f'\n## {name} ({how}) {mode} b{batch}: {"host" if args.cpu else "GPU"} time per step, self, summed over '
-                  f'kernels and ops: nodnn {base_total / 1e3:.2f} ms, device {ours_total / 1e3:.2f} ms')
-            for label, events in (('nodnn', base), ('device', ours)):
+                  f'kernels and ops: {args.baseline} {base_total / 1e3:.2f} ms, device {ours_total / 1e3:.2f} ms')
+            for label, events in ((args.baseline, base), ('device', ours)):
                 print(f'### {label}')
                 for us, count, key in events[:args.top]:
                     print(f'  {us / 1e3:8.3f} ms  x{count:<4d} {key[:110]}')
