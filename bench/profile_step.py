@@ -30,16 +30,29 @@ def gpu_time_us(event):
     return 0.0
 
 
+KERNELS_ONLY = False
+SHAPES = False
+
+
+def is_kernel(event):
+    """A GPU kernel or copy, not the host op that launched it (whose self device time repeats its
+    kernels' time)."""
+    return str(getattr(event, 'device_type', '')).endswith('CUDA')
+
+
 def profile(step, make, steps=3):
     for _ in range(3):
         step(make())
     torch.cuda.synchronize()
     activities = [torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
-    with torch.profiler.profile(activities=activities) as prof:
+    with torch.profiler.profile(activities=activities, record_shapes=SHAPES) as prof:
         for _ in range(steps):
             step(make())
         torch.cuda.synchronize()
-    events = [(gpu_time_us(e) / steps, e.count // steps, e.key) for e in prof.key_averages()]
+    averages = prof.key_averages(group_by_input_shape=SHAPES)
+    key = (lambda e: f'{e.key} {e.input_shapes}') if SHAPES else (lambda e: e.key)
+    events = [(gpu_time_us(e) / steps, e.count // steps, key(e)) for e in averages
+              if not KERNELS_ONLY or is_kernel(e)]
     events = [e for e in events if e[0] > 0]
     events.sort(reverse=True)
     return sum(e[0] for e in events), events
@@ -50,11 +63,14 @@ def main():
     parser.add_argument('--jobs', default='convnext_tiny:infer:8,unet:train:2')
     parser.add_argument('--top', type=int, default=15)
     parser.add_argument('--cpu', action='store_true', help='host (launch) time instead of GPU time')
+    parser.add_argument('--kernels', action='store_true', help='GPU kernels and copies only, not the ops '
+                        'that launched them (their sum is the GPU busy time)')
+    parser.add_argument('--shapes', action='store_true', help='group ops by their input shapes')
     parser.add_argument('--baseline', default='nodnn', choices=['nodnn', 'vendor', 'vendor32'],
                         help='the original with the DNN library off, on, or on without TF32')
     args = parser.parse_args()
-    global SORT_BY_CPU
-    SORT_BY_CPU = args.cpu
+    global SORT_BY_CPU, KERNELS_ONLY, SHAPES
+    SORT_BY_CPU, KERNELS_ONLY, SHAPES = args.cpu, args.kernels, args.shapes
     with tempfile.TemporaryDirectory() as workdir:
         for job in args.jobs.split(','):
             name, mode, batch = job.split(':')
@@ -72,7 +88,7 @@ def main():
             for label, events in ((args.baseline, base), ('device', ours)):
                 print(f'### {label}')
                 for us, count, key in events[:args.top]:
-                    print(f'  {us / 1e3:8.3f} ms  x{count:<4d} {key[:110]}')
+                    print(f'  {us / 1e3:8.3f} ms  x{count:<4d} {key[:160]}')
 
 
 if __name__ == '__main__':

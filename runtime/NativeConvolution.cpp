@@ -205,45 +205,54 @@ at::Tensor pointwiseConvolution(const at::Tensor &input, const at::Tensor &weigh
       .movedim(-1, 1);
 }
 
-at::Tensor convolution2d(const at::Tensor &input, const at::Tensor &weight,
-                         const ConvolutionArgs &args) {
-  const auto kernel = weight.sizes().slice(2);
-  const at::Tensor cols = at::im2col(input, kernel, args.dilation, args.padding, args.stride);
-  Sizes outSizes{input.size(0), weight.size(0)};
-  for (int64_t i = 0; i < 2; ++i)
-    outSizes.push_back(convolvedExtent(input.size(i + 2), kernel[i], args.stride[i],
-                                       args.padding[i], args.dilation[i]));
-  return groupedMatmul(weight, cols, args.groups).reshape(outSizes);
-}
-
-// ATen has no 3-d im2col: unfold each spatial dim of the padded input with
-// windows spanning the dilated kernel, keep every d-th element of a window,
-// and lay the patches out as im2col would: [N, C * K, Do * Ho * Wo].
-at::Tensor patches3d(const at::Tensor &input, c10::IntArrayRef kernel,
-                     const ConvolutionArgs &args) {
+// The patches of every image, laid out as im2col lays them out: [N, C * K,
+// points] (K = prod(kernel)), from views of the padded input (one window per
+// output point along each spatial dim, every d-th element of a window) and one
+// gather. Any number of spatial dims; autograd's backward of the views is one
+// unfold_backward per dim.
+at::Tensor gatheredPatches(const at::Tensor &input, c10::IntArrayRef kernel,
+                           const ConvolutionArgs &args) {
+  const int64_t spatial = static_cast<int64_t>(kernel.size());
   at::Tensor x = input;
   if (!allEqual(args.padding, 0)) {
-    const auto &p = args.padding;
-    x = at::constant_pad_nd(x, {p[2], p[2], p[1], p[1], p[0], p[0]}, 0);
+    Sizes pad; // constant_pad_nd order: last dim first
+    for (int64_t i = spatial - 1; i >= 0; --i)
+      pad.insert(pad.end(), {args.padding[i], args.padding[i]});
+    x = at::constant_pad_nd(x, pad, 0);
   }
-  for (int64_t i = 0; i < 3; ++i) {
+  for (int64_t i = 0; i < spatial; ++i) {
     x = x.unfold(i + 2, args.dilation[i] * (kernel[i] - 1) + 1, args.stride[i]);
     if (args.dilation[i] > 1)
       x = x.slice(-1, 0, c10::nullopt, args.dilation[i]);
   }
-  const int64_t points = x.size(2) * x.size(3) * x.size(4);
-  return x.permute({0, 1, 5, 6, 7, 2, 3, 4})
-      .reshape({x.size(0), x.size(1) * c10::multiply_integers(kernel), points});
+  // [N, C, out..., k...] -> [N, C, k..., out...]
+  Sizes order{0, 1};
+  for (int64_t i = 0; i < spatial; ++i)
+    order.push_back(2 + spatial + i);
+  for (int64_t i = 0; i < spatial; ++i)
+    order.push_back(2 + i);
+  const int64_t points = c10::multiply_integers(x.sizes().slice(2, spatial));
+  return x.permute(order).reshape(
+      {x.size(0), x.size(1) * c10::multiply_integers(kernel), points});
 }
 
-at::Tensor convolution3d(const at::Tensor &input, const at::Tensor &weight,
-                         const ConvolutionArgs &args) {
+// ATen's im2col (2-d only) launches a kernel per image; a batch gathers its
+// patches in one (two where padded) instead.
+at::Tensor patches(const at::Tensor &input, c10::IntArrayRef kernel, const ConvolutionArgs &args) {
+  if (kernel.size() == 2 && input.size(0) == 1)
+    return at::im2col(input, kernel, args.dilation, args.padding, args.stride);
+  return gatheredPatches(input, kernel, args);
+}
+
+// 2-d and 3-d: the weight times the patches, in one batched matrix product.
+at::Tensor convolutionByPatches(const at::Tensor &input, const at::Tensor &weight,
+                                const ConvolutionArgs &args) {
   const auto kernel = weight.sizes().slice(2);
   Sizes outSizes{input.size(0), weight.size(0)};
-  for (int64_t i = 0; i < 3; ++i)
-    outSizes.push_back(convolvedExtent(input.size(i + 2), kernel[i], args.stride[i],
-                                       args.padding[i], args.dilation[i]));
-  return groupedMatmul(weight, patches3d(input, kernel, args), args.groups).reshape(outSizes);
+  for (size_t i = 0; i < kernel.size(); ++i)
+    outSizes.push_back(convolvedExtent(input.size(static_cast<int64_t>(i) + 2), kernel[i],
+                                       args.stride[i], args.padding[i], args.dilation[i]));
+  return groupedMatmul(weight, patches(input, kernel, args), args.groups).reshape(outSizes);
 }
 
 // A transposed convolution's weight [C, O/G, k...] as the weight [O, C/G, k...]
@@ -254,6 +263,26 @@ at::Tensor regularWeight(const at::Tensor &weight, int64_t groups) {
   return weight.reshape(concat({groups, in / groups, outPerGroup}, kernel))
       .transpose(1, 2)
       .reshape(concat({groups * outPerGroup, in / groups}, kernel));
+}
+
+// A kernel as large as its stride, unpadded and undilated (U-Net's 2x2,
+// stride-2 up-convolutions): each input point's block of outputs overlaps no
+// other, so the output is the columns rearranged, no sum needed.
+bool blocksTile(c10::IntArrayRef kernel, const ConvolutionArgs &args) {
+  for (size_t i = 0; i < kernel.size(); ++i)
+    if (kernel[i] != args.stride[i] || args.padding[i] != 0 || args.dilation[i] != 1 ||
+        args.outputPadding[i] != 0)
+      return false;
+  return true;
+}
+
+// Columns [N, O * kh * kw, H * W] as the output [N, O, H * kh, W * kw].
+at::Tensor tiledBlocks(const at::Tensor &cols, int64_t n, c10::IntArrayRef kernel,
+                       c10::IntArrayRef extent) {
+  const int64_t out = cols.size(1) / (kernel[0] * kernel[1]);
+  return cols.reshape({n, out, kernel[0], kernel[1], extent[0], extent[1]})
+      .permute({0, 1, 4, 2, 5, 3})
+      .reshape({n, out, extent[0] * kernel[0], extent[1] * kernel[1]});
 }
 
 // Columns W_g^T x_g of all groups in one batched matmul, then col2im sums the
@@ -275,6 +304,8 @@ at::Tensor transposedConvolution2d(const at::Tensor &input, const at::Tensor &we
     fullSize.push_back(transposedExtent(input.size(i + 2), kernel[i], s, 0, d, 0));
     oneBlockPerInput = oneBlockPerInput && args.outputPadding[i] < s;
   }
+  if (blocksTile(kernel, args))
+    return tiledBlocks(cols, n, kernel, input.sizes().slice(2));
   if (oneBlockPerInput)
     return at::col2im(cols, outSize, kernel, args.dilation, args.padding, args.stride);
   // An output padding of a stride or more (allowed when the dilation is larger)
@@ -366,7 +397,7 @@ at::Tensor depthwiseKernel(const at::Tensor &input, const at::Tensor &weight,
   if (input.is_cuda() && input.numel() > 0)
     return at::_conv_depthwise2d(input, weight, weight.sizes().slice(2), c10::nullopt, args.stride,
                                  args.padding, args.dilation);
-  return convolution2d(input, weight, args);
+  return convolutionByPatches(input, weight, args);
 }
 
 // Depthwise 2-d convolution with its own backward, built from itself and
@@ -425,7 +456,7 @@ private:
     const auto kernel = weight.sizes().slice(2);
     const int64_t n = input.size(0), channels = weight.size(0);
     const int64_t taps = kernel[0] * kernel[1], points = grad.size(2) * grad.size(3);
-    const at::Tensor cols = at::im2col(input, kernel, args.dilation, args.padding, args.stride);
+    const at::Tensor cols = patches(input, kernel, args);
     const at::Tensor perChannel = at::bmm(cols.reshape({n * channels, taps, points}),
                                           grad.reshape({n * channels, points, 1}));
     return perChannel.reshape({n, channels, taps}).sum(0).reshape(weight.sizes());
@@ -445,9 +476,9 @@ at::Tensor convolveBatched(const at::Tensor &input, const at::Tensor &weight,
   }
   if (weight.dim() == 4)
     return args.transposed ? transposedConvolution2d(input, weight, args)
-                           : convolution2d(input, weight, args);
+                           : convolutionByPatches(input, weight, args);
   return args.transposed ? transposedConvolution3d(input, weight, args)
-                         : convolution3d(input, weight, args);
+                         : convolutionByPatches(input, weight, args);
 }
 
 at::Tensor addBias(const at::Tensor &out, const at::Tensor &bias) {

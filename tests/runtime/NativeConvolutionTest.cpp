@@ -61,10 +61,12 @@ Config fixedConfig(int64_t dims, bool transposed, int64_t groups, int64_t inChan
   return c;
 }
 
-// One of every formulation: pointwise (strided, grouped, transposed), im2col,
-// depthwise with a multiplier, depthwise without (its own backward; strided and
-// dilated, and padded past the kernel), col2im (with an output padding of the stride or
-// more), 3-d patches, 3-d spread-and-pad, 1-d through 2-d.
+// One of every formulation: pointwise (strided, grouped, transposed), patches
+// gathered for a batch (im2col for one image: the sweep), depthwise with a
+// multiplier, depthwise without (its own backward; strided and dilated, and
+// padded past the kernel), col2im (with an output padding of the stride or
+// more), transposed blocks that tile (kernel = stride, grouped too), 3-d
+// patches, 3-d spread-and-pad, 1-d through 2-d.
 std::vector<Config> coverageConfigs() {
   return {
       fixedConfig(2, false, 1, 4, 6, 1, {1, 0, 1, 0}),
@@ -83,6 +85,8 @@ std::vector<Config> coverageConfigs() {
       fixedConfig(3, true, 1, 2, 3, 3, {1, 2, 2, 1}),
       fixedConfig(2, false, 4, 4, 4, 3, {2, 1, 2, 0}),
       fixedConfig(2, false, 3, 3, 3, 3, {1, 3, 1, 0}),
+      fixedConfig(2, true, 1, 4, 6, 2, {2, 0, 1, 0}),
+      fixedConfig(2, true, 2, 4, 6, 3, {3, 0, 1, 0}),
   };
 }
 
