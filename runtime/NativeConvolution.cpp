@@ -208,8 +208,7 @@ at::Tensor pointwiseConvolution(const at::Tensor &input, const at::Tensor &weigh
 // The patches of every image, laid out as im2col lays them out: [N, C * K,
 // points] (K = prod(kernel)), from views of the padded input (one window per
 // output point along each spatial dim, every d-th element of a window) and one
-// gather. Any number of spatial dims; autograd's backward of the views is one
-// unfold_backward per dim.
+// gather. Any number of spatial dims.
 at::Tensor gatheredPatches(const at::Tensor &input, c10::IntArrayRef kernel,
                            const ConvolutionArgs &args) {
   const int64_t spatial = static_cast<int64_t>(kernel.size());
@@ -232,16 +231,22 @@ at::Tensor gatheredPatches(const at::Tensor &input, c10::IntArrayRef kernel,
   for (int64_t i = 0; i < spatial; ++i)
     order.push_back(2 + i);
   const int64_t points = c10::multiply_integers(x.sizes().slice(2, spatial));
-  return x.permute(order).reshape(
-      {x.size(0), x.size(1) * c10::multiply_integers(kernel), points});
+  return x.permute(order).reshape({x.size(0), x.size(1) * c10::multiply_integers(kernel), points});
 }
 
-// ATen's im2col (2-d only) launches a kernel per image; a batch gathers its
-// patches in one (two where padded) instead.
+// 2-d patches come from ATen's im2col, which pads as it gathers but launches a
+// kernel per image (and col2im, its backward, too): the batch is folded into
+// the channels, so that one kernel gathers every image's patches, already laid
+// out [N, C * K, points]. 3-d has no im2col.
 at::Tensor patches(const at::Tensor &input, c10::IntArrayRef kernel, const ConvolutionArgs &args) {
-  if (kernel.size() == 2 && input.size(0) == 1)
+  if (kernel.size() != 2)
+    return gatheredPatches(input, kernel, args);
+  const int64_t n = input.size(0), channels = input.size(1);
+  if (n == 0) // no channels to fold into
     return at::im2col(input, kernel, args.dilation, args.padding, args.stride);
-  return gatheredPatches(input, kernel, args);
+  const at::Tensor cols = at::im2col(input.reshape({1, n * channels, input.size(2), input.size(3)}),
+                                     kernel, args.dilation, args.padding, args.stride);
+  return cols.reshape({n, channels * kernel[0] * kernel[1], cols.size(2)});
 }
 
 // 2-d and 3-d: the weight times the patches, in one batched matrix product.

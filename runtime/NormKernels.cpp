@@ -1,17 +1,20 @@
 // Kernels of rdna1::batch_norm and rdna1::instance_norm: ATen's native batch
-// norm, which never calls cuDNN/MIOpen, on whatever device the input is.
-// Both are compositions of differentiable ATen ops, so autograd comes for free.
+// norm, which never calls cuDNN/MIOpen, on whatever device the input is, or
+// in inference its one-kernel form (EvalBatchNorm.h). Both are compositions
+// of differentiable ATen ops, so autograd comes for free.
+#include "EvalBatchNorm.h"
+
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
 namespace rdna1 {
 namespace {
 
-at::Tensor batchNorm(const at::Tensor &input, const c10::optional<at::Tensor> &weight,
-                     const c10::optional<at::Tensor> &bias,
-                     const c10::optional<at::Tensor> &runningMean,
-                     const c10::optional<at::Tensor> &runningVar, bool training, double momentum,
-                     double eps, bool /*cudnnEnabled*/) {
+at::Tensor nativeBatchNorm(const at::Tensor &input, const c10::optional<at::Tensor> &weight,
+                           const c10::optional<at::Tensor> &bias,
+                           const c10::optional<at::Tensor> &runningMean,
+                           const c10::optional<at::Tensor> &runningVar, bool training,
+                           double momentum, double eps) {
   if (input.numel() == 0) { // as aten::batch_norm: empty, but still part of the autograd graph
     at::Tensor out = input.clone();
     if (weight && weight->defined())
@@ -24,6 +27,19 @@ at::Tensor batchNorm(const at::Tensor &input, const c10::optional<at::Tensor> &w
       at::native_batch_norm(input, weight, bias, runningMean, runningVar, training, momentum, eps));
 }
 
+at::Tensor batchNorm(const at::Tensor &input, const c10::optional<at::Tensor> &weight,
+                     const c10::optional<at::Tensor> &bias,
+                     const c10::optional<at::Tensor> &runningMean,
+                     const c10::optional<at::Tensor> &runningVar, bool training, double momentum,
+                     double eps, bool /*cudnnEnabled*/) {
+  const bool statistics =
+      runningMean && runningMean->defined() && runningVar && runningVar->defined();
+  if (!training && statistics)
+    if (auto out = evalBatchNorm(input, weight, bias, *runningMean, *runningVar, eps))
+      return *out;
+  return nativeBatchNorm(input, weight, bias, runningMean, runningVar, training, momentum, eps);
+}
+
 at::Tensor repeatIfDefined(const c10::optional<at::Tensor> &tensor, int64_t times) {
   return tensor && tensor->defined() ? tensor->repeat(times) : at::Tensor();
 }
@@ -34,7 +50,7 @@ at::Tensor instanceNorm(const at::Tensor &input, const c10::optional<at::Tensor>
                         const c10::optional<at::Tensor> &bias,
                         const c10::optional<at::Tensor> &runningMean,
                         const c10::optional<at::Tensor> &runningVar, bool useInputStats,
-                        double momentum, double eps, bool cudnnEnabled) {
+                        double momentum, double eps, bool /*cudnnEnabled*/) {
   TORCH_CHECK(useInputStats || (runningMean && runningVar),
               "rdna1::instance_norm: expected running_mean and running_var to be defined when "
               "use_input_stats is false");
@@ -45,9 +61,10 @@ at::Tensor instanceNorm(const at::Tensor &input, const c10::optional<at::Tensor>
   shape[1] = batch * channels;
   const at::Tensor mean = repeatIfDefined(runningMean, batch);
   const at::Tensor var = repeatIfDefined(runningVar, batch);
-  const at::Tensor out = batchNorm(input.contiguous().view(shape), repeatIfDefined(weight, batch),
-                                   repeatIfDefined(bias, batch), mean, var, useInputStats, momentum,
-                                   eps, cudnnEnabled);
+  // ATen's kernel, not the cached inference form: the repeated operands are new on every call.
+  const at::Tensor out =
+      nativeBatchNorm(input.contiguous().view(shape), repeatIfDefined(weight, batch),
+                      repeatIfDefined(bias, batch), mean, var, useInputStats, momentum, eps);
   if (runningMean && runningMean->defined())
     at::alias(*runningMean).copy_(mean.view({batch, channels}).mean(0, false));
   if (runningVar && runningVar->defined())

@@ -61,8 +61,8 @@ Config fixedConfig(int64_t dims, bool transposed, int64_t groups, int64_t inChan
   return c;
 }
 
-// One of every formulation: pointwise (strided, grouped, transposed), patches
-// gathered for a batch (im2col for one image: the sweep), depthwise with a
+// One of every formulation: pointwise (strided, grouped, transposed), im2col
+// over a batch folded into the channels, depthwise with a
 // multiplier, depthwise without (its own backward; strided and dilated, and
 // padded past the kernel), col2im (with an output padding of the stride or
 // more), transposed blocks that tile (kernel = stride, grouped too), 3-d

@@ -1,0 +1,27 @@
+// Batch norm with running statistics when no gradient is recorded (inference):
+// y = x * scale + shift per channel, one kernel. ATen's native kernel spends
+// three launches per call on CUDA/HIP (the inverse deviation, a copy, the
+// transform), cuDNN/MIOpen's one; launches are what small batches wait for.
+// scale and shift are computed once per state of the parameters and running
+// statistics (their identities, storages and version counters) and kept while
+// the parameters live, so an optimizer step, load_state_dict or an in-place
+// edit is seen on the next call.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <optional>
+
+namespace rdna1 {
+
+// The normalised input, or nullopt where the formulation does not apply: an
+// op autograd or a tracer records, float16/bfloat16 (ATen computes those in
+// float32), parameters of another dtype than the input, an empty input. The
+// caller then runs ATen's batch norm.
+std::optional<at::Tensor> evalBatchNorm(const at::Tensor &input,
+                                        const c10::optional<at::Tensor> &weight,
+                                        const c10::optional<at::Tensor> &bias,
+                                        const at::Tensor &runningMean, const at::Tensor &runningVar,
+                                        double eps);
+
+} // namespace rdna1

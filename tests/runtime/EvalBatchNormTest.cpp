@@ -1,0 +1,154 @@
+// rdna1::batch_norm in inference (EvalBatchNorm.h) against ATen's batch norm:
+// every rank and layout, with and without affine parameters; the kept scale
+// and shift follow in-place edits, new storage and new tensors; gradients,
+// training mode, inference tensors and half precision take ATen's kernel.
+#include <ATen/ATen.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <c10/core/InferenceMode.h>
+#include <gtest/gtest.h>
+#include <torch/autograd.h>
+
+#include <vector>
+
+namespace {
+
+using Optional = c10::optional<at::Tensor>;
+
+at::Tensor rdna1BatchNorm(const at::Tensor &input, const Optional &weight, const Optional &bias,
+                          const Optional &mean, const Optional &var, bool training,
+                          double eps = 1e-5) {
+  static const auto op =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("rdna1::batch_norm", "")
+          .typed<at::Tensor(const at::Tensor &, const Optional &, const Optional &,
+                            const Optional &, const Optional &, bool, double, double, bool)>();
+  return op.call(input, weight, bias, mean, var, training, 0.1, eps, false);
+}
+
+at::Tensor atenBatchNorm(const at::Tensor &input, const Optional &weight, const Optional &bias,
+                         const Optional &mean, const Optional &var, bool training,
+                         double eps = 1e-5) {
+  return at::batch_norm(input, weight, bias, mean, var, training, 0.1, eps, false);
+}
+
+struct Norm {
+  at::Tensor weight, bias, mean, var;
+};
+
+Norm makeNorm(int64_t channels, at::ScalarType type) {
+  const auto options = at::TensorOptions().dtype(type);
+  return {at::randn({channels}, options), at::randn({channels}, options),
+          at::randn({channels}, options), at::rand({channels}, options) + 0.5};
+}
+
+double maxDiff(const at::Tensor &got, const at::Tensor &want) {
+  return (got.to(at::kDouble) - want.to(at::kDouble)).abs().max().item<double>();
+}
+
+double tolerance(const at::Tensor &want) {
+  const double scale = std::max(1.0, want.abs().max().item<double>());
+  return (want.scalar_type() == at::kDouble ? 1e-12 : 2e-6) * scale;
+}
+
+TEST(EvalBatchNorm, MatchesAtenForEveryRankLayoutAndAffinity) {
+  at::manual_seed(3);
+  at::NoGradGuard noGrad;
+  const std::vector<std::vector<int64_t>> shapes{{5, 6}, {3, 6, 7}, {2, 6, 5, 4}, {2, 6, 3, 4, 5}};
+  for (const auto type : {at::kFloat, at::kDouble})
+    for (const auto &shape : shapes)
+      for (const bool affine : {true, false}) {
+        const Norm n = makeNorm(6, type);
+        const Optional weight = affine ? Optional(n.weight) : c10::nullopt;
+        const Optional bias = affine ? Optional(n.bias) : c10::nullopt;
+        at::Tensor x = at::randn(shape, at::TensorOptions().dtype(type));
+        if (shape.size() == 4)
+          x = x.contiguous(at::MemoryFormat::ChannelsLast);
+        const at::Tensor want = atenBatchNorm(x, weight, bias, n.mean, n.var, false);
+        for (int call = 0; call < 2; ++call) { // computed, then kept
+          const at::Tensor got = rdna1BatchNorm(x, weight, bias, n.mean, n.var, false);
+          EXPECT_LE(maxDiff(got, want), tolerance(want)) << shape.size() << "-d " << type;
+          EXPECT_EQ(got.strides(), want.strides()) << shape.size() << "-d";
+        }
+      }
+}
+
+TEST(EvalBatchNorm, FollowsInPlaceEditsNewStorageAndNewTensors) {
+  at::manual_seed(4);
+  at::NoGradGuard noGrad;
+  Norm n = makeNorm(4, at::kFloat);
+  const at::Tensor x = at::randn({3, 4, 5, 5});
+  const auto expectCurrent = [&](const char *after) {
+    const at::Tensor want = atenBatchNorm(x, n.weight, n.bias, n.mean, n.var, false);
+    const at::Tensor got = rdna1BatchNorm(x, n.weight, n.bias, n.mean, n.var, false);
+    EXPECT_LE(maxDiff(got, want), tolerance(want)) << after;
+  };
+  expectCurrent("the first call");
+  n.var.mul_(3);
+  expectCurrent("an in-place edit of the running variance");
+  n.weight.copy_(at::randn({4}));
+  expectCurrent("copy_ into the weight (as load_state_dict does)");
+  n.mean.set_data(at::randn({4}));
+  expectCurrent("new storage for the running mean");
+  n.bias = at::randn({4});
+  expectCurrent("a new bias tensor");
+  const at::Tensor want = atenBatchNorm(x, n.weight, n.bias, n.mean, n.var, false, 1e-1);
+  EXPECT_LE(maxDiff(rdna1BatchNorm(x, n.weight, n.bias, n.mean, n.var, false, 1e-1), want),
+            tolerance(want))
+      << "another eps";
+}
+
+TEST(EvalBatchNorm, GradientsMatchAten) {
+  at::manual_seed(5);
+  const Norm n = makeNorm(4, at::kDouble);
+  const at::Tensor input = at::randn({3, 4, 5}, at::kDouble);
+  const at::Tensor loadings = at::randn({3, 4, 5}, at::kDouble);
+  std::vector<std::vector<at::Tensor>> grads;
+  for (const bool ours : {true, false}) {
+    const at::Tensor x = input.clone().requires_grad_(true);
+    const at::Tensor w = n.weight.clone().requires_grad_(true);
+    const at::Tensor b = n.bias.clone().requires_grad_(true);
+    const at::Tensor y = ours ? rdna1BatchNorm(x, w, b, n.mean, n.var, false)
+                              : atenBatchNorm(x, w, b, n.mean, n.var, false);
+    const at::Tensor loss = (y * loadings).sum();
+    grads.push_back(torch::autograd::grad({loss}, {x, w, b}));
+  }
+  for (size_t i = 0; i < 3; ++i)
+    EXPECT_LE(maxDiff(grads[0][i], grads[1][i]), 1e-12) << "gradient " << i;
+}
+
+TEST(EvalBatchNorm, TrainingUpdatesStatisticsAsAten) {
+  at::manual_seed(7);
+  at::NoGradGuard noGrad;
+  const Norm ours = makeNorm(4, at::kFloat);
+  const Norm aten{ours.weight.clone(), ours.bias.clone(), ours.mean.clone(), ours.var.clone()};
+  const at::Tensor x = at::randn({6, 4, 3, 3});
+  const at::Tensor got = rdna1BatchNorm(x, ours.weight, ours.bias, ours.mean, ours.var, true);
+  const at::Tensor want = atenBatchNorm(x, aten.weight, aten.bias, aten.mean, aten.var, true);
+  EXPECT_LE(maxDiff(got, want), tolerance(want));
+  EXPECT_LE(maxDiff(ours.mean, aten.mean), 1e-6);
+  EXPECT_LE(maxDiff(ours.var, aten.var), 1e-6);
+}
+
+TEST(EvalBatchNorm, InferenceTensorsAndHalfPrecisionMatchAten) {
+  at::manual_seed(8);
+  {
+    c10::InferenceMode inference;
+    const Norm n = makeNorm(4, at::kFloat); // inference tensors have no version counter
+    const at::Tensor x = at::randn({2, 4, 3, 3});
+    const at::Tensor want = atenBatchNorm(x, n.weight, n.bias, n.mean, n.var, false);
+    EXPECT_LE(maxDiff(rdna1BatchNorm(x, n.weight, n.bias, n.mean, n.var, false), want),
+              tolerance(want));
+  }
+  at::NoGradGuard noGrad;
+  const Norm n = makeNorm(4, at::kFloat);
+  const at::Tensor x = at::randn({2, 4, 3, 3}).to(at::kBFloat16);
+  const auto half = [](const at::Tensor &t) { return t.to(at::kBFloat16); };
+  const at::Tensor want =
+      atenBatchNorm(x, half(n.weight), half(n.bias), half(n.mean), half(n.var), false);
+  const at::Tensor got =
+      rdna1BatchNorm(x, half(n.weight), half(n.bias), half(n.mean), half(n.var), false);
+  EXPECT_EQ(got.scalar_type(), at::kBFloat16);
+  EXPECT_EQ(maxDiff(got, want), 0.0) << "ATen's own kernel for bfloat16";
+}
+
+} // namespace
