@@ -137,10 +137,21 @@ def measure(name, mode, batch, workdir, device, with_host):
     }, make, device)
     with Backend('device'):
         counts = benchmark.counters_per_call(step(ours), make)
+        counts['dnn_ops'] = dnn_library_ops(step(ours), make)
     if with_host:
         with Backend('host'):
             ms['host'] = benchmark.time_ms(step(prepare(load_ours())), make, device, budget_s=2.0, max_repeats=5)
     return ms, counts, how
+
+
+def dnn_library_ops(step, make):
+    """cuDNN/MIOpen ops and kernels that one profiled step of the rewritten model runs."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU,
+                                            torch.profiler.ProfilerActivity.CUDA]) as prof:
+        step(make())
+        benchmark.sync('cuda' if torch.cuda.is_available() else 'cpu')
+    return sum(e.count for e in prof.key_averages()
+               if 'cudnn' in e.key.lower() or 'miopen' in e.key.lower())
 
 
 def chart(rows, path):
@@ -179,7 +190,8 @@ def main():
     jobs = [(p.split(':')[0], 'infer', int(p.split(':')[1])) for p in args.infer.split(',') if p]
     jobs += [(p.split(':')[0], 'train', int(p.split(':')[1])) for p in args.train.split(',') if p]
     table = ['| model | step | batch | nodnn ms | vendor ms | vendor32 ms | device ms | host ms | device/nodnn '
-             '| device/vendor32 | device/vendor | host/nodnn | bytes across the bus per step |', '|' + ' --- |' * 13]
+             '| device/vendor32 | device/vendor | host/nodnn | bytes across the bus per step | cuDNN/MIOpen calls (device) |',
+             '|' + ' --- |' * 14]
     rows = []
     with tempfile.TemporaryDirectory() as workdir:
         for name, mode, batch in jobs:
@@ -190,7 +202,7 @@ def main():
             line = (f"| {name} ({how}) | {mode} | {batch} | {ms['nodnn']:.2f} | {ms['vendor']:.2f} "
                     f"| {ms['vendor32']:.2f} | {ms['device']:.2f} | {host} | {ms['device'] / ms['nodnn']:.2f} "
                     f"| {ms['device'] / ms['vendor32']:.2f} | {ms['device'] / ms['vendor']:.2f} | {host_ratio} "
-                    f"| {moved:.0f} |")
+                    f"| {moved:.0f} | {c['dnn_ops']} |")
             print(line, flush=True)
             table.append(line)
             rows.append((name, mode, batch, ms))

@@ -29,15 +29,17 @@ std::map<std::string, int64_t> Counters::snapshot() const {
           {"host_convolution_ns", hostConvolutionNanos.load()},
           {"native_convolutions", nativeConvolutions.load()},
           {"vendor_convolutions", vendorConvolutions.load()},
+          {"eval_norms", evalNorms.load()},
+          {"eval_norm_scales", evalNormScales.load()},
           {"trainings_with_conv_regions", convRegionTrainings.load()},
           {"trainings_with_auto_regions", autoRegionTrainings.load()}};
 }
 
 void Counters::reset() {
-  for (auto *counter :
-       {&toHostCopies, &toHostBytes, &toDeviceCopies, &toDeviceBytes, &paramCopies, &paramBytes,
-        &paramHits, &hostConvolutions, &hostConvolutionNanos, &nativeConvolutions,
-        &vendorConvolutions, &convRegionTrainings, &autoRegionTrainings})
+  for (auto *counter : {&toHostCopies, &toHostBytes, &toDeviceCopies, &toDeviceBytes, &paramCopies,
+                        &paramBytes, &paramHits, &hostConvolutions, &hostConvolutionNanos,
+                        &nativeConvolutions, &vendorConvolutions, &evalNorms, &evalNormScales,
+                        &convRegionTrainings, &autoRegionTrainings})
     counter->store(0);
 }
 

@@ -1,5 +1,7 @@
 #include "EvalBatchNorm.h"
 
+#include "Counters.h"
+
 #include <ATen/TracerMode.h>
 #include <c10/util/intrusive_ptr.h>
 
@@ -57,6 +59,7 @@ std::pair<at::Tensor, at::Tensor> scaleAndShift(const std::array<at::Tensor, 4> 
   const at::Tensor &weight = operands[0], &bias = operands[1], &mean = operands[2],
                    &var = operands[3];
   at::NoGradGuard noGrad;
+  Counters::get().evalNormScales += 1;
   at::Tensor scale = (var + eps).rsqrt();
   if (weight.defined())
     scale = scale * weight;
@@ -109,15 +112,20 @@ private:
   std::unordered_map<const c10::TensorImpl *, Folded> entries_;
 };
 
-// Tensors whose values the cache may key on: real storage, a version counter,
-// no subclass or functionalization wrapper (torch.export's fake and functional
-// tensors would be kept as constants of the traced program).
-bool cacheable(const at::Tensor &t) {
+// A fake, functional or meta tensor: torch.export is tracing, and kept values
+// would become constants of the traced program.
+bool traced(const at::Tensor &t) {
   static const c10::DispatchKeySet kWrapped{c10::DispatchKey::Python,
                                             c10::DispatchKey::Functionalize,
                                             c10::DispatchKey::PythonTLSSnapshot};
-  return !t.defined() ||
-         (!t.is_inference() && !t.is_meta() && !t.key_set().has_any(kWrapped) && t.has_storage());
+  return t.defined() && (t.is_meta() || t.key_set().has_any(kWrapped) || !t.has_storage());
+}
+
+// Operands whose values the cache may key on: not traced, with a version
+// counter (inference tensors have none; activations under inference mode are
+// such, the parameters they meet are not).
+bool cacheable(const at::Tensor &t) {
+  return !t.defined() || (!traced(t) && !t.is_inference());
 }
 
 bool recordsGradient(const std::array<at::Tensor, 4> &operands, const at::Tensor &input) {
@@ -146,13 +154,14 @@ std::optional<at::Tensor> evalBatchNorm(const at::Tensor &input,
       return std::nullopt;
   if (recordsGradient(operands, input) || at::tracer::impl::is_dispatch_enabled())
     return std::nullopt;
-  bool keep = cacheable(input);
+  bool keep = !traced(input);
   for (const at::Tensor &t : operands)
     keep = keep && cacheable(t);
   auto [scale, shift] =
       keep ? FoldedNorms::get().lookup(operands, eps) : scaleAndShift(operands, eps);
   std::vector<int64_t> shape(input.dim() - 1, 1);
   shape[0] = input.size(1);
+  Counters::get().evalNorms += 1;
   at::Tensor out = at::empty_like(input);
   return at::addcmul_out(out, shift.view(shape), input, scale.view(shape));
 }

@@ -2,6 +2,8 @@
 // every rank and layout, with and without affine parameters; the kept scale
 // and shift follow in-place edits, new storage and new tensors; gradients,
 // training mode, inference tensors and half precision take ATen's kernel.
+#include "Counters.h"
+
 #include <ATen/ATen.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <c10/core/InferenceMode.h>
@@ -95,6 +97,29 @@ TEST(EvalBatchNorm, FollowsInPlaceEditsNewStorageAndNewTensors) {
   EXPECT_LE(maxDiff(rdna1BatchNorm(x, n.weight, n.bias, n.mean, n.var, false, 1e-1), want),
             tolerance(want))
       << "another eps";
+}
+
+// Under inference mode every activation is an inference tensor; the parameters
+// are not, so their scale and shift are kept.
+TEST(EvalBatchNorm, ScaleAndShiftAreComputedOncePerParameterState) {
+  at::manual_seed(9);
+  const Norm n = makeNorm(4, at::kFloat);
+  auto &counters = rdna1::Counters::get();
+  counters.reset();
+  {
+    c10::InferenceMode inference;
+    for (int call = 0; call < 3; ++call)
+      rdna1BatchNorm(at::randn({2, 4, 3, 3}) + 0, n.weight, n.bias, n.mean, n.var, false);
+  }
+  EXPECT_EQ(counters.evalNorms.load(), 3);
+  EXPECT_EQ(counters.evalNormScales.load(), 1);
+  {
+    at::NoGradGuard noGrad;
+    n.var.add_(1);
+  }
+  c10::InferenceMode inference;
+  rdna1BatchNorm(at::randn({2, 4, 3, 3}), n.weight, n.bias, n.mean, n.var, false);
+  EXPECT_EQ(counters.evalNormScales.load(), 2) << "an edited variance is a new state";
 }
 
 TEST(EvalBatchNorm, GradientsMatchAten) {
