@@ -27,6 +27,8 @@
 #              REGIONS_ARGS go after its default)
 #   hostprofile  where a host-path row's CPU time goes, ours beside the CPU model, and the bus's
 #              pinned bandwidth each way (profile_host.py; HOSTPROFILE_ARGS)
+#   accuracy   inference with backend device against float64, beside the original's with cuDNN
+#              (inference_accuracy.py; ACCURACY_ARGS)
 #   cudagraph  a rewritten model captured in a CUDA graph with backend device: replay against the
 #              uncaptured run, both timed beside the original's (cuda_graph_check.py; CUDAGRAPH_ARGS)
 #   profile    where the GPU time of slow backends rows goes (profile_step.py; PROFILE_ARGS)
@@ -84,6 +86,7 @@ for name in "${@:-check bench}"; do
       hostprofile) step hostprofile python3 bench/profile_host.py ${HOSTPROFILE_ARGS:-} ;;
       profile) step profile python3 bench/profile_step.py ${PROFILE_ARGS:-} ;;
       diagnose) step diagnose python3 bench/diagnose_model.py ${DIAGNOSE_ARGS:-resnet101} ;;
+      accuracy) step accuracy python3 bench/inference_accuracy.py ${ACCURACY_ARGS:-} ;;
       cudagraph) step cudagraph python3 bench/cuda_graph_check.py ${CUDAGRAPH_ARGS:-} ;;
       backends) step backends python3 bench/backends.py --out "$out" ${BACKENDS_ARGS:-} ;;
       *) echo "device.sh: unknown step '$s'" >&2; exit 2 ;;
