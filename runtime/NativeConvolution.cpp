@@ -113,6 +113,12 @@ c10::ScalarType computeType(const at::Tensor &input) {
   return reduced && input.is_cpu() ? at::kFloat : type;
 }
 
+// t in `type`, without a call through the dispatcher when it is already:
+// small batches are bound by the host's time per call.
+at::Tensor asType(const at::Tensor &t, c10::ScalarType type) {
+  return t.scalar_type() == type ? t : t.to(type);
+}
+
 // lhs [G, M, K] times, for each batch element, the group's rows [K, L] of
 // rhs [N, G * K, L]: [N, G * M, L] in one bmm over batch and groups. A loop
 // over groups (as ATen's native grouped convolution does) is an order of
@@ -122,9 +128,10 @@ at::Tensor sharedLhsBmm(const at::Tensor &lhs, const at::Tensor &rhs) {
   const int64_t groups = lhs.size(0), m = lhs.size(1), k = lhs.size(2);
   const int64_t n = rhs.size(0), points = rhs.size(2);
   // One group: the weight broadcasts over the batch without a copy.
+  if (groups == 1)
+    return at::bmm(lhs.expand({n, m, k}), rhs);
   const at::Tensor batchedLhs =
-      groups == 1 ? lhs.expand({n, m, k})
-                  : lhs.unsqueeze(0).expand({n, groups, m, k}).reshape({n * groups, m, k});
+      lhs.unsqueeze(0).expand({n, groups, m, k}).reshape({n * groups, m, k});
   return at::bmm(batchedLhs, rhs.reshape({n * groups, k, points})).reshape({n, groups * m, points});
 }
 
@@ -242,7 +249,7 @@ at::Tensor patches(const at::Tensor &input, c10::IntArrayRef kernel, const Convo
   if (kernel.size() != 2)
     return gatheredPatches(input, kernel, args);
   const int64_t n = input.size(0), channels = input.size(1);
-  if (n == 0) // no channels to fold into
+  if (n <= 1) // nothing to fold (or no channels to fold into)
     return at::im2col(input, kernel, args.dilation, args.padding, args.stride);
   const at::Tensor cols = at::im2col(input.reshape({1, n * channels, input.size(2), input.size(3)}),
                                      kernel, args.dilation, args.padding, args.stride);
@@ -509,12 +516,12 @@ at::Tensor nativeConvolution(const at::Tensor &input, const at::Tensor &weight,
   checkArguments(input, weight, bias, args);
   const bool unbatched = input.dim() == weight.dim() - 1;
   const auto compute = computeType(input);
-  const at::Tensor x = (unbatched ? input.unsqueeze(0) : input).to(compute);
-  const at::Tensor w = weight.to(compute);
+  const at::Tensor x = asType(unbatched ? input.unsqueeze(0) : input, compute);
+  const at::Tensor w = asType(weight, compute);
   at::Tensor out = convolveBatched(x, w, args).contiguous(convolutionOutputFormat(x, w));
   if (bias && bias->defined())
-    out = addBias(out, bias->to(compute));
-  out = out.to(input.scalar_type());
+    out = addBias(out, asType(*bias, compute));
+  out = asType(out, input.scalar_type());
   return unbatched ? out.squeeze(0) : out;
 }
 
