@@ -9,7 +9,7 @@
 // crossings included (Transfer.h records a copy that requires grad under grad
 // mode), is a differentiable ATen op, so autograd derives the backward and one
 // kernel also serves inference mode.
-#include "NativeRnn.h"
+#include "RnnSignatures.h"
 #include "Transfer.h"
 
 #include <rdna1/Backend.h>
@@ -75,59 +75,20 @@ RnnResult packed(const RnnArgs &args, const at::Tensor &data, const at::Tensor &
                    });
 }
 
-void checkLstmStates(at::TensorList hx) {
-  TORCH_CHECK(hx.size() == 2, "rdna1::lstm: expected two hidden states, got ", hx.size());
-}
-
-std::tuple<at::Tensor, at::Tensor, at::Tensor> lstm(const at::Tensor &input, at::TensorList hx,
-                                                    at::TensorList params, bool hasBiases,
-                                                    int64_t layers, double dropout, bool train,
-                                                    bool bidirectional, bool batchFirst) {
-  checkLstmStates(hx);
-  const RnnArgs args{RnnCell::Lstm, hasBiases, layers, dropout, train, bidirectional};
-  RnnResult result = padded(args, input, hx.vec(), params, batchFirst);
-  return {result.output, result.finals[0], result.finals[1]};
-}
-
-std::tuple<at::Tensor, at::Tensor, at::Tensor>
-lstmData(const at::Tensor &data, const at::Tensor &batchSizes, at::TensorList hx,
-         at::TensorList params, bool hasBiases, int64_t layers, double dropout, bool train,
-         bool bidirectional) {
-  checkLstmStates(hx);
-  const RnnArgs args{RnnCell::Lstm, hasBiases, layers, dropout, train, bidirectional};
-  RnnResult result = packed(args, data, batchSizes, hx.vec(), params);
-  return {result.output, result.finals[0], result.finals[1]};
-}
-
-template <RnnCell Kind>
-std::tuple<at::Tensor, at::Tensor>
-singleState(const at::Tensor &input, const at::Tensor &hx, at::TensorList params, bool hasBiases,
-            int64_t layers, double dropout, bool train, bool bidirectional, bool batchFirst) {
-  const RnnArgs args{Kind, hasBiases, layers, dropout, train, bidirectional};
-  RnnResult result = padded(args, input, {hx}, params, batchFirst);
-  return {result.output, result.finals[0]};
-}
-
-template <RnnCell Kind>
-std::tuple<at::Tensor, at::Tensor>
-singleStateData(const at::Tensor &data, const at::Tensor &batchSizes, const at::Tensor &hx,
-                at::TensorList params, bool hasBiases, int64_t layers, double dropout, bool train,
-                bool bidirectional) {
-  const RnnArgs args{Kind, hasBiases, layers, dropout, train, bidirectional};
-  RnnResult result = packed(args, data, batchSizes, {hx}, params);
-  return {result.output, result.finals[0]};
-}
+using Placed = RnnSignatures<padded, packed>;
 
 } // namespace
 } // namespace rdna1
 
 TORCH_LIBRARY_IMPL(rdna1, CompositeImplicitAutograd, m) {
-  m.impl("lstm", TORCH_FN(rdna1::lstm));
-  m.impl("lstm.data", TORCH_FN(rdna1::lstmData));
-  m.impl("gru", TORCH_FN(rdna1::singleState<rdna1::RnnCell::Gru>));
-  m.impl("gru.data", TORCH_FN(rdna1::singleStateData<rdna1::RnnCell::Gru>));
-  m.impl("rnn_tanh", TORCH_FN(rdna1::singleState<rdna1::RnnCell::Tanh>));
-  m.impl("rnn_tanh.data", TORCH_FN(rdna1::singleStateData<rdna1::RnnCell::Tanh>));
-  m.impl("rnn_relu", TORCH_FN(rdna1::singleState<rdna1::RnnCell::Relu>));
-  m.impl("rnn_relu.data", TORCH_FN(rdna1::singleStateData<rdna1::RnnCell::Relu>));
+  using rdna1::Placed;
+  using rdna1::RnnCell;
+  m.impl("lstm", TORCH_FN(Placed::lstm));
+  m.impl("lstm.data", TORCH_FN(Placed::lstmData));
+  m.impl("gru", TORCH_FN(Placed::singleState<RnnCell::Gru>));
+  m.impl("gru.data", TORCH_FN(Placed::singleStateData<RnnCell::Gru>));
+  m.impl("rnn_tanh", TORCH_FN(Placed::singleState<RnnCell::Tanh>));
+  m.impl("rnn_tanh.data", TORCH_FN(Placed::singleStateData<RnnCell::Tanh>));
+  m.impl("rnn_relu", TORCH_FN(Placed::singleState<RnnCell::Relu>));
+  m.impl("rnn_relu.data", TORCH_FN(Placed::singleStateData<RnnCell::Relu>));
 }
