@@ -29,13 +29,8 @@ bool reachesDnnLibrary(const torch::jit::Node *node) {
 }
 
 bool stillUsesDnnLibrary(const torch::jit::Node *node) {
-  static const std::unordered_set<std::string> kKinds{"aten::lstm",
-                                                      "aten::gru",
-                                                      "aten::rnn_tanh",
-                                                      "aten::rnn_relu",
-                                                      "aten::ctc_loss",
-                                                      "aten::grid_sampler",
-                                                      "aten::affine_grid_generator"};
+  static const std::unordered_set<std::string> kKinds(RemainingDnnUserKinds().begin(),
+                                                      RemainingDnnUserKinds().end());
   return kKinds.count(node->kind().toQualString()) != 0;
 }
 
@@ -50,6 +45,17 @@ std::vector<std::string> kindsWhere(const std::shared_ptr<torch::jit::Graph> &gr
 }
 
 } // namespace
+
+const std::vector<std::string> &RemainingDnnUserKinds() {
+  static const std::vector<std::string> kKinds{"aten::lstm",
+                                               "aten::gru",
+                                               "aten::rnn_tanh",
+                                               "aten::rnn_relu",
+                                               "aten::ctc_loss",
+                                               "aten::grid_sampler",
+                                               "aten::affine_grid_generator"};
+  return kKinds;
+}
 
 std::vector<std::string> FindRemainingDnnUsers(const std::shared_ptr<torch::jit::Graph> &graph) {
   return kindsWhere(graph, stillUsesDnnLibrary);

@@ -18,4 +18,8 @@ std::vector<std::string> FindDnnLibraryCalls(const std::shared_ptr<torch::jit::G
 // warning for each (or refused with --strict).
 std::vector<std::string> FindRemainingDnnUsers(const std::shared_ptr<torch::jit::Graph> &graph);
 
+// The op kinds FindRemainingDnnUsers looks for (also what the export rewrite,
+// python/rdna1/export.py, warns about: rdna1_tools::remaining_dnn_users).
+const std::vector<std::string> &RemainingDnnUserKinds();
+
 } // namespace rdna1::passes

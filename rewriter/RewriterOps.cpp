@@ -1,9 +1,13 @@
 // rdna1_tools::rewrite_file: the tool's rewrite, callable from Python
-// (rdna1.rewrite) on machines without LLVM, where the CLI is not built.
+// (rdna1.rewrite) on machines without LLVM, where the CLI is not built; and
+// rdna1_tools::remaining_dnn_users, the passes' list of ops that still reach
+// cuDNN/MIOpen, which the export rewrite shares.
 #include "ReportJson.h"
 #include "RewriteFile.h"
 #include "Summary.h"
 #include "ToolError.h"
+
+#include "FindDnnLibraryCalls.h"
 
 #include <torch/library.h>
 
@@ -36,4 +40,5 @@ TORCH_LIBRARY(rdna1_tools, m) {
   m.def("rewrite_file(str input, str output, str regions='auto', str backend='auto', "
         "bool dry_run=False, bool strict=False) -> (str, str, str[])",
         &rdna1::tool::rewriteFileOp);
+  m.def("remaining_dnn_users() -> str[]", [] { return rdna1::passes::RemainingDnnUserKinds(); });
 }

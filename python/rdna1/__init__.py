@@ -132,13 +132,18 @@ def _rewrite_file(*args):
 
 
 def _rewriter():
+    return _tools().rewrite_file
+
+
+def _tools():
+    """The rewriter library's ops (torch.ops.rdna1_tools), loaded once."""
     runtime = load_runtime()
     path = _beside(os.path.dirname(runtime), 'librdna1_rewriter.so')
     if not os.path.isfile(path):
         raise RuntimeNotFoundError(f'rdna1 rewriter library not found next to the runtime: {path}')
     if not hasattr(torch.ops.rdna1_tools, 'rewrite_file'):
         torch.ops.load_library(path)
-    return torch.ops.rdna1_tools.rewrite_file
+    return torch.ops.rdna1_tools
 
 
 def rewrite(source, output=None, regions='auto', backend='auto', dry_run=False, strict=False):

@@ -19,12 +19,9 @@ import zipfile
 
 import torch
 
-# What rdna1-rewrite's passes decide for TorchScript (passes/FindDnnLibraryCalls.cpp), spelled as
-# the aten op names an exported graph holds. Ops that ATen runs without cuDNN/MIOpen whatever
-# the device (native_batch_norm, _native_batch_norm_legit*, native_group_norm, conv_tbc) are
-# left alone.
-_STILL_DNN_USERS = ('aten::lstm', 'aten::gru', 'aten::rnn_tanh', 'aten::rnn_relu', 'aten::ctc_loss',
-                    'aten::grid_sampler', 'aten::affine_grid_generator')
+# Ops that still reach cuDNN/MIOpen come from the passes' own list (rdna1_tools::remaining_dnn_users,
+# passes/FindDnnLibraryCalls.cpp). Ops that ATen runs without cuDNN/MIOpen whatever the device
+# (native_batch_norm, _native_batch_norm_legit*, native_group_norm, conv_tbc) are left alone.
 _NORMS_REACHING_DNN = ('aten::batch_norm', 'aten::instance_norm')
 # Spellings this pass does not rewrite (their outputs differ from the runtime ops'); a program
 # holding one is refused, as the TorchScript rewrite refuses an unsupported node.
@@ -168,8 +165,14 @@ class GraphReport:
         return bool(self.convolutions or self.norms or self.backend_changed)
 
 
+def _remaining_dnn_users():
+    import rdna1
+    return frozenset(rdna1._tools().remaining_dnn_users())
+
+
 def _rewrite_graph(gm, method, backend):
     report = GraphReport(method)
+    still_dnn_users = _remaining_dnn_users()
     graph = gm.graph
     for node in list(graph.nodes):
         if node.op != 'call_function':
@@ -184,7 +187,7 @@ def _rewrite_graph(gm, method, backend):
             node.target, node.args, node.kwargs = call[0], call[1], {}
         elif name.startswith(_UNSUPPORTED_PREFIXES):
             report.unsupported.append(name)
-        elif name.split('.')[0] in _STILL_DNN_USERS:
+        elif name.split('.')[0] in still_dnn_users:
             report.remaining_dnn_users.append(name)
     if method == 'forward':  # a program that calls the runtime runs with its own default backend
         calls_runtime = any(_op_name(n.target).startswith("rdna1::") for n in graph.nodes
