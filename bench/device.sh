@@ -29,6 +29,9 @@
 #              pinned bandwidth each way (profile_host.py; HOSTPROFILE_ARGS)
 #   accuracy   inference with backend device against float64, beside the original's with cuDNN
 #              (inference_accuracy.py; ACCURACY_ARGS)
+#   convlayers each distinct convolution shape of a model alone, backend device against cuDNN
+#              without TF32 and cuDNN off, forward and forward+backward (conv_layers.py;
+#              CONVLAYERS_ARGS, default the UNet)
 #   cudagraph  a rewritten model captured in a CUDA graph with backend device: replay against the
 #              uncaptured run, both timed beside the original's (cuda_graph_check.py; CUDAGRAPH_ARGS)
 #   profile    where the GPU time of slow backends rows goes (profile_step.py; PROFILE_ARGS)
@@ -87,6 +90,7 @@ for name in "${@:-check bench}"; do
       profile) step profile python3 bench/profile_step.py ${PROFILE_ARGS:-} ;;
       diagnose) step diagnose python3 bench/diagnose_model.py ${DIAGNOSE_ARGS:-resnet101} ;;
       accuracy) step accuracy python3 bench/inference_accuracy.py ${ACCURACY_ARGS:-} ;;
+      convlayers) step convlayers python3 bench/conv_layers.py ${CONVLAYERS_ARGS:-} ;;
       cudagraph) step cudagraph python3 bench/cuda_graph_check.py ${CUDAGRAPH_ARGS:-} ;;
       backends) step backends python3 bench/backends.py --out "$out" ${BACKENDS_ARGS:-} ;;
       *) echo "device.sh: unknown step '$s'" >&2; exit 2 ;;
