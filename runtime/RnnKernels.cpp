@@ -39,8 +39,9 @@ RnnResult runOnHost(const at::Tensor &input, const Tensors &hx, at::TensorList p
   Tensors host = toHost(operands);
   for (at::Tensor &tensor : host)
     tensor = hostComputable(tensor);
-  const Tensors hostHx(host.begin() + 1, host.begin() + 1 + hx.size());
-  const Tensors hostParams(host.begin() + 1 + hx.size(), host.end());
+  const auto paramsBegin = host.begin() + 1 + static_cast<std::ptrdiff_t>(hx.size());
+  const Tensors hostHx(host.begin() + 1, paramsBegin);
+  const Tensors hostParams(paramsBegin, host.end());
   RnnResult result = run(host[0], hostHx, hostParams);
 
   Tensors results{result.output};
