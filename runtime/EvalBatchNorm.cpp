@@ -74,6 +74,11 @@ public:
     return *norms;
   }
 
+  void clear() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    entries_.clear();
+  }
+
   std::pair<at::Tensor, at::Tensor> lookup(const std::array<at::Tensor, 4> &operands, double eps) {
     std::lock_guard<std::mutex> lock(mutex_);
     const c10::TensorImpl *key = operands[3].unsafeGetTensorImpl();
@@ -164,6 +169,17 @@ std::optional<at::Tensor> evalBatchNorm(const at::Tensor &input,
   Counters::get().evalNorms += 1;
   at::Tensor out = at::empty_like(input);
   return at::addcmul_out(out, shift.view(shape), input, scale.view(shape));
+}
+
+void bumpStatisticsVersions(const c10::optional<at::Tensor> &runningMean,
+                            const c10::optional<at::Tensor> &runningVar) {
+  for (const c10::optional<at::Tensor> *statistic : {&runningMean, &runningVar})
+    if (*statistic && (*statistic)->defined() && !(*statistic)->is_inference())
+      (*statistic)->unsafeGetTensorImpl()->bump_version();
+}
+
+void clearKeptNorms() {
+  FoldedNorms::get().clear();
 }
 
 } // namespace rdna1

@@ -5,7 +5,14 @@
 // scale and shift are computed once per state of the parameters and running
 // statistics (their identities, storages and version counters) and kept while
 // the parameters live, so an optimizer step, load_state_dict or an in-place
-// edit is seen on the next call.
+// edit is seen on the next call. ATen's batch norm updates running statistics
+// in training mode without bumping their version counters; the runtime's
+// rdna1::batch_norm bumps them (bumpStatisticsVersions), and every batch norm
+// of a rewritten model, or of an eager one under rdna1.enable(), is that.
+//
+// Not seen: writes through `.data` (it has a version counter of its own), as
+// for the host weight cache; clearKeptNorms() (rdna1.clear_param_cache())
+// forgets every kept scale and shift.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -23,5 +30,11 @@ std::optional<at::Tensor> evalBatchNorm(const at::Tensor &input,
                                         const c10::optional<at::Tensor> &bias,
                                         const at::Tensor &runningMean, const at::Tensor &runningVar,
                                         double eps);
+
+// After a batch norm in training mode has updated them in place.
+void bumpStatisticsVersions(const c10::optional<at::Tensor> &runningMean,
+                            const c10::optional<at::Tensor> &runningVar);
+
+void clearKeptNorms();
 
 } // namespace rdna1

@@ -1,6 +1,7 @@
 // Declares the rdna1:: operators (schemas from OpSchemas.h); kernels register
 // themselves in their own files.
 #include "Counters.h"
+#include "EvalBatchNorm.h"
 #include "HipProbe.h"
 #include "HostParamCache.h"
 #include "StandInDevice.h"
@@ -27,6 +28,7 @@ void resetCounters() {
 
 void clearParamCache() {
   HostParamCache::get().clear();
+  clearKeptNorms();
 }
 
 Backend backendNamed(const std::string &name) {

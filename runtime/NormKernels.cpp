@@ -37,7 +37,11 @@ at::Tensor batchNorm(const at::Tensor &input, const c10::optional<at::Tensor> &w
   if (!training && statistics)
     if (auto out = evalBatchNorm(input, weight, bias, *runningMean, *runningVar, eps))
       return *out;
-  return nativeBatchNorm(input, weight, bias, runningMean, runningVar, training, momentum, eps);
+  at::Tensor out =
+      nativeBatchNorm(input, weight, bias, runningMean, runningVar, training, momentum, eps);
+  if (training)
+    bumpStatisticsVersions(runningMean, runningVar);
+  return out;
 }
 
 at::Tensor repeatIfDefined(const c10::optional<at::Tensor> &tensor, int64_t times) {

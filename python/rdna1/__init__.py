@@ -190,8 +190,9 @@ def reset_counters():
 
 
 def clear_param_cache():
-    """Forgets the runtime's host copies of parameters. Needed only after writes through
-    `param.data`, which the cache cannot see; in-place updates and optimizer steps it sees."""
+    """Forgets the runtime's host copies of parameters and the scale and shift kept for inference
+    batch norms. Needed only after writes through `param.data`, which neither can see; in-place
+    updates, optimizer steps and training-mode batch norms they see."""
     load_runtime()
     torch.ops.rdna1.clear_param_cache()
 

@@ -2,6 +2,7 @@
 // every rank and layout, with and without affine parameters; the kept scale
 // and shift follow in-place edits, new storage and new tensors; gradients,
 // training mode, inference tensors and half precision take ATen's kernel.
+#include "EvalBatchNorm.h"
 #include "Counters.h"
 
 #include <ATen/ATen.h>
@@ -120,6 +121,36 @@ TEST(EvalBatchNorm, ScaleAndShiftAreComputedOncePerParameterState) {
   c10::InferenceMode inference;
   rdna1BatchNorm(at::randn({2, 4, 3, 3}), n.weight, n.bias, n.mean, n.var, false);
   EXPECT_EQ(counters.evalNormScales.load(), 2) << "an edited variance is a new state";
+}
+
+// ATen's kernel updates running statistics without bumping their version
+// counters; rdna1::batch_norm bumps them, so inference after training-mode
+// calls (BN recalibration: forward passes with no optimizer step) sees them.
+TEST(EvalBatchNorm, FollowsStatisticsUpdatedInTrainingMode) {
+  at::manual_seed(10);
+  at::NoGradGuard noGrad;
+  const Norm n = makeNorm(4, at::kFloat);
+  const at::Tensor x = at::randn({3, 4, 5, 5});
+  rdna1BatchNorm(x, n.weight, n.bias, n.mean, n.var, false);
+  rdna1BatchNorm(at::randn({8, 4, 5, 5}) * 3 + 1, n.weight, n.bias, n.mean, n.var, true);
+  const at::Tensor want = atenBatchNorm(x, n.weight, n.bias, n.mean, n.var, false);
+  const at::Tensor got = rdna1BatchNorm(x, n.weight, n.bias, n.mean, n.var, false);
+  EXPECT_LE(maxDiff(got, want), tolerance(want));
+}
+
+// What rdna1.clear_param_cache() is for: writes through .data, which no
+// version counter of the parameter records.
+TEST(EvalBatchNorm, ClearingForgetsWritesThroughData) {
+  at::manual_seed(11);
+  at::NoGradGuard noGrad;
+  const Norm n = makeNorm(4, at::kFloat);
+  const at::Tensor x = at::randn({3, 4, 5, 5});
+  rdna1BatchNorm(x, n.weight, n.bias, n.mean, n.var, false);
+  n.var.variable_data().mul_(4);
+  rdna1::clearKeptNorms();
+  const at::Tensor want = atenBatchNorm(x, n.weight, n.bias, n.mean, n.var, false);
+  const at::Tensor got = rdna1BatchNorm(x, n.weight, n.bias, n.mean, n.var, false);
+  EXPECT_LE(maxDiff(got, want), tolerance(want));
 }
 
 TEST(EvalBatchNorm, GradientsMatchAten) {
