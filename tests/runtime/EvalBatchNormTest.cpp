@@ -115,6 +115,14 @@ TEST(EvalBatchNorm, ScaleAndShiftAreComputedOncePerParameterState) {
   EXPECT_EQ(counters.evalNorms.load(), 3);
   EXPECT_EQ(counters.evalNormScales.load(), 1);
   {
+    at::NoGradGuard noGrad; // kept under inference mode, used outside it
+    const at::Tensor x = at::randn({2, 4, 3, 3});
+    const at::Tensor want = atenBatchNorm(x, n.weight, n.bias, n.mean, n.var, false);
+    EXPECT_LE(maxDiff(rdna1BatchNorm(x, n.weight, n.bias, n.mean, n.var, false), want),
+              tolerance(want));
+    EXPECT_EQ(counters.evalNormScales.load(), 1);
+  }
+  {
     at::NoGradGuard noGrad;
     n.var.add_(1);
   }
