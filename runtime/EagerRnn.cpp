@@ -1,7 +1,8 @@
 // Eager kernels for aten::lstm, gru, rnn_tanh and rnn_relu (padded and packed
-// overloads): the native layer stacks of NativeRnn.h, on whatever device the
-// tensors are, so they never reach cuDNN/MIOpen.
+// overloads): the native layer stacks placed by the backend (PlacedRnn.h), as
+// in rewritten models, so they never reach cuDNN/MIOpen.
 #include "EagerKernels.h"
+#include "PlacedRnn.h"
 #include "RnnSignatures.h"
 
 #include <ATen/ATen.h>
@@ -9,7 +10,7 @@
 namespace rdna1::eager {
 namespace {
 
-using Eager = RnnSignatures<nativeRnnPadded, nativeRnnPacked>;
+using Eager = RnnSignatures<placedRnnPadded, placedRnnPacked>;
 
 // Plain differentiable ops: the same kernels serve both keys.
 void registerAt(torch::Library &library) {

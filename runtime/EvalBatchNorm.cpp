@@ -79,6 +79,11 @@ public:
     entries_.clear();
   }
 
+  void forget(const at::Tensor &runningVar) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    entries_.erase(runningVar.unsafeGetTensorImpl());
+  }
+
   std::pair<at::Tensor, at::Tensor> lookup(const std::array<at::Tensor, 4> &operands, double eps) {
     std::lock_guard<std::mutex> lock(mutex_);
     const c10::TensorImpl *key = operands[3].unsafeGetTensorImpl();
@@ -171,11 +176,8 @@ std::optional<at::Tensor> evalBatchNorm(const at::Tensor &input,
   return at::addcmul_out(out, shift.view(shape), input, scale.view(shape));
 }
 
-void bumpStatisticsVersions(const c10::optional<at::Tensor> &runningMean,
-                            const c10::optional<at::Tensor> &runningVar) {
-  for (const c10::optional<at::Tensor> *statistic : {&runningMean, &runningVar})
-    if (*statistic && (*statistic)->defined() && !(*statistic)->is_inference())
-      (*statistic)->unsafeGetTensorImpl()->bump_version();
+void forgetKeptNorm(const at::Tensor &runningVar) {
+  FoldedNorms::get().forget(runningVar);
 }
 
 void clearKeptNorms() {

@@ -6,9 +6,11 @@
 // statistics (their identities, storages and version counters) and kept while
 // the parameters live, so an optimizer step, load_state_dict or an in-place
 // edit is seen on the next call. ATen's batch norm updates running statistics
-// in training mode without bumping their version counters; the runtime's
-// rdna1::batch_norm bumps them (bumpStatisticsVersions), and every batch norm
-// of a rewritten model, or of an eager one under rdna1.enable(), is that.
+// in training mode without bumping their version counters (autograd saved
+// them at their current version, so a bump would fail the backward); the
+// runtime's rdna1::batch_norm forgets what it kept for them instead
+// (forgetKeptNorm), and every batch norm of a rewritten model, or of an eager
+// one under rdna1.enable(), is that.
 //
 // Not seen: writes through `.data` (it has a version counter of its own), as
 // for the host weight cache; clearKeptNorms() (rdna1.clear_param_cache())
@@ -31,9 +33,8 @@ std::optional<at::Tensor> evalBatchNorm(const at::Tensor &input,
                                         const at::Tensor &runningMean, const at::Tensor &runningVar,
                                         double eps);
 
-// After a batch norm in training mode has updated them in place.
-void bumpStatisticsVersions(const c10::optional<at::Tensor> &runningMean,
-                            const c10::optional<at::Tensor> &runningVar);
+// After a batch norm in training mode has updated its running statistics in place.
+void forgetKeptNorm(const at::Tensor &runningVar);
 
 void clearKeptNorms();
 

@@ -39,8 +39,8 @@ at::Tensor batchNorm(const at::Tensor &input, const c10::optional<at::Tensor> &w
       return *out;
   at::Tensor out =
       nativeBatchNorm(input, weight, bias, runningMean, runningVar, training, momentum, eps);
-  if (training)
-    bumpStatisticsVersions(runningMean, runningVar);
+  if (training && statistics)
+    forgetKeptNorm(*runningVar);
   return out;
 }
 

@@ -1,14 +1,12 @@
 // Kernels of rdna1::lstm, gru, rnn_tanh and rnn_relu (padded and packed
-// overloads): the native layer stacks of NativeRnn.h, placed by the runtime's
-// backend (rdna1/Backend.h). device and vendor run on the tensors' device
-// (there is no vendor RNN to fall back to that avoids MIOpen); host moves the
-// input, states and weights to the host in one batched crossing, runs there
-// and moves the results back.
+// overloads): the native layer stacks placed by the runtime's backend
+// (PlacedRnn.h).
 //
 // Registered as CompositeImplicitAutograd, like the norms: every step, the
 // crossings included (Transfer.h records a copy that requires grad under grad
 // mode), is a differentiable ATen op, so autograd derives the backward and one
 // kernel also serves inference mode.
+#include "PlacedRnn.h"
 #include "RnnSignatures.h"
 #include "Transfer.h"
 
@@ -59,8 +57,10 @@ RnnResult runPlaced(const at::Tensor &input, const Tensors &hx, at::TensorList p
   return run(input, hx, params);
 }
 
-RnnResult padded(const RnnArgs &args, const at::Tensor &input, const Tensors &hx,
-                 at::TensorList params, bool batchFirst) {
+} // namespace
+
+RnnResult placedRnnPadded(const RnnArgs &args, const at::Tensor &input, const Tensors &hx,
+                          at::TensorList params, bool batchFirst) {
   return runPlaced(input, hx, params,
                    [&](const at::Tensor &in, const Tensors &states, at::TensorList weights) {
                      return nativeRnnPadded(args, in, states, weights, batchFirst);
@@ -68,15 +68,17 @@ RnnResult padded(const RnnArgs &args, const at::Tensor &input, const Tensors &hx
 }
 
 // batch_sizes stays where PackedSequence keeps it, on the CPU.
-RnnResult packed(const RnnArgs &args, const at::Tensor &data, const at::Tensor &batchSizes,
-                 const Tensors &hx, at::TensorList params) {
+RnnResult placedRnnPacked(const RnnArgs &args, const at::Tensor &data, const at::Tensor &batchSizes,
+                          const Tensors &hx, at::TensorList params) {
   return runPlaced(data, hx, params,
                    [&](const at::Tensor &in, const Tensors &states, at::TensorList weights) {
                      return nativeRnnPacked(args, in, batchSizes, states, weights);
                    });
 }
 
-using Placed = RnnSignatures<padded, packed>;
+namespace {
+
+using Placed = RnnSignatures<placedRnnPadded, placedRnnPacked>;
 
 } // namespace
 } // namespace rdna1

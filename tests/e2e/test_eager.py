@@ -291,6 +291,18 @@ class EagerTest(unittest.TestCase):
             else:
                 self.compare(WithState(layer), [x, h0], 'device', tolerance=1e-5, what=f'{what} h0')
 
+    def test_recurrent_layers_follow_the_host_backend(self):
+        # As in rewritten models: backend host moves an RNN's operands across the (stand-in) bus in
+        # one batch and runs the layer stack there, forward and backward.
+        rdna1.set_stand_in_device(True)
+        for what, layer in (('lstm', nn.LSTM(5, 7, num_layers=2, bidirectional=True)),
+                            ('gru', nn.GRU(5, 6))):
+            rdna1.reset_counters()
+            self.compare(layer, [torch.randn(6, 3, 5)], 'host', tolerance=1e-5, what=f'host {what}')
+            self.compare(PackedRnn(layer), [torch.randn(6, 3, 5)], 'host', tolerance=1e-5,
+                         what=f'host {what} packed')
+            self.assertGreater(rdna1.counters()['to_host_copies'], 0, f'{what}: nothing crossed')
+
     def test_recurrent_dropout_draws_atens_masks(self):
         for layer in (nn.LSTM(4, 5, num_layers=3, dropout=0.5), nn.GRU(4, 5, num_layers=2, dropout=0.3,
                                                                        bidirectional=True)):

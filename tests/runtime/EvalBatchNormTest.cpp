@@ -132,8 +132,9 @@ TEST(EvalBatchNorm, ScaleAndShiftAreComputedOncePerParameterState) {
 }
 
 // ATen's kernel updates running statistics without bumping their version
-// counters; rdna1::batch_norm bumps them, so inference after training-mode
-// calls (BN recalibration: forward passes with no optimizer step) sees them.
+// counters; rdna1::batch_norm forgets what it kept for them, so inference
+// after training-mode calls (BN recalibration: forward passes with no
+// optimizer step) sees them.
 TEST(EvalBatchNorm, FollowsStatisticsUpdatedInTrainingMode) {
   at::manual_seed(10);
   at::NoGradGuard noGrad;

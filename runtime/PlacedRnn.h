@@ -1,0 +1,20 @@
+// The native layer stacks of NativeRnn.h placed by the runtime's backend
+// (rdna1/Backend.h), for rewritten models' rdna1::lstm family and for eager
+// aten::lstm family alike: device and vendor run on the tensors' device (there
+// is no vendor RNN to fall back to that avoids MIOpen); host moves the input,
+// states and weights to the host in one batched crossing, runs there and moves
+// the results back (half precision computes in float32 there).
+#pragma once
+
+#include "NativeRnn.h"
+
+namespace rdna1 {
+
+RnnResult placedRnnPadded(const RnnArgs &args, const at::Tensor &input,
+                          const std::vector<at::Tensor> &hx, at::TensorList params,
+                          bool batchFirst);
+
+RnnResult placedRnnPacked(const RnnArgs &args, const at::Tensor &data, const at::Tensor &batchSizes,
+                          const std::vector<at::Tensor> &hx, at::TensorList params);
+
+} // namespace rdna1
