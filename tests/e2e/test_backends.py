@@ -172,30 +172,36 @@ class BackendTest(unittest.TestCase):
     def test_vendor_backend_moves_nothing(self):
         self.check_forced('vendor', 'vendor_convolutions')
 
-    def test_inference_norms_follow_statistics_updated_in_training_mode(self):
-        # Inference batch norms keep scale and shift per parameter state; forward passes in training
+    def test_inference_follows_statistics_updated_in_training_mode(self):
+        # Inference keeps what it derives from parameters (the device backend's batch-norm scale
+        # and shift, the host backend's host copies) per parameter state; forward passes in training
         # mode with no optimizer step (batch-norm recalibration) change only the running statistics,
         # which ATen's kernel updates without bumping a version counter.
         _, x = sample_models.build('resnet18')
-        original = torch.jit.load(sample('resnet18', 'scripted')).eval()
-        rdna1.set_stand_in_device(True)
-        rdna1.set_backend('device')
-        ours = rdna1.load(self.rewritten('resnet18', 'scripted')).eval()
-        rdna1.reset_counters()
-        with torch.inference_mode():
-            torch.testing.assert_close(ours(x), original(x), rtol=1e-4, atol=1e-4)
-            for model in (ours, original):
-                model.train()
-                for seed in range(3):
-                    torch.manual_seed(seed)
-                    model(torch.randn_like(x) * 2 + 1)
-                model.eval()
-            torch.testing.assert_close(ours(x), original(x), rtol=1e-4, atol=1e-4)
-        counters = rdna1.counters()
-        self.assertEqual(counters['eval_norms'], 2 * 20)
-        self.assertEqual(counters['eval_norm_scales'], 2 * 20, 'computed again after training mode')
-        for key, value in original.state_dict().items():
-            torch.testing.assert_close(ours.state_dict()[key], value, rtol=1e-5, atol=1e-6, msg=key)
+        for backend in ('device', 'host'):
+            with self.subTest(backend=backend):
+                original = torch.jit.load(sample('resnet18', 'scripted')).eval()
+                rdna1.set_stand_in_device(True)
+                rdna1.set_backend(backend)
+                ours = rdna1.load(self.rewritten('resnet18', 'scripted')).eval()
+                rdna1.reset_counters()
+                with torch.inference_mode():
+                    torch.testing.assert_close(ours(x), original(x), rtol=1e-4, atol=1e-4)
+                    for model in (ours, original):
+                        model.train()
+                        for seed in range(3):
+                            torch.manual_seed(seed)
+                            model(torch.randn_like(x) * 2 + 1)
+                        model.eval()
+                    torch.testing.assert_close(ours(x), original(x), rtol=1e-4, atol=1e-4)
+                if backend == 'device':
+                    counters = rdna1.counters()
+                    self.assertEqual(counters['eval_norms'], 2 * 20)
+                    self.assertEqual(counters['eval_norm_scales'], 2 * 20, 'computed again after training')
+                for key, value in original.state_dict().items():
+                    torch.testing.assert_close(ours.state_dict()[key], value, rtol=1e-5, atol=1e-6, msg=key)
+                rdna1.set_backend(None)
+                rdna1.set_stand_in_device(False)
 
     def test_probe_on_a_machine_without_gpu(self):
         self.assertIn('no GPU', rdna1.probe())
