@@ -229,7 +229,7 @@ TEST(NativeConvolution, RandomConfigsMatchAtenForwardAndEveryGradient) {
 // The sweep draws every kind of configuration it claims to.
 TEST(NativeConvolution, SweepDrawsAllDimensionsModesAndGroupings) {
   std::set<std::string> seen;
-  for (uint64_t seed = 0; seed < 500; ++seed) {
+  for (uint64_t seed = 20260203; seed < 20260203 + 1200; ++seed) { // the sweep's default seeds
     const Config c = drawConfig(seed);
     const bool depthwise = c.groups > 1 && c.inChannels == c.groups;
     seen.insert(std::to_string(c.dims) + (c.transposed ? "t" : "n") + (depthwise ? "d" : ""));
@@ -238,9 +238,21 @@ TEST(NativeConvolution, SweepDrawsAllDimensionsModesAndGroupings) {
       paddingPastStride = paddingPastStride || c.outputPadding[i] >= c.stride[i];
     if (paddingPastStride)
       seen.insert("output padding >= stride");
+    bool tiles = c.transposed && c.dims <= 2;
+    bool pointwise = true;
+    for (int64_t i = 0; i < c.dims; ++i) {
+      tiles = tiles && c.kernel[i] == c.stride[i] && c.padding[i] == 0 && c.dilation[i] == 1 &&
+              c.outputPadding[i] == 0;
+      pointwise = pointwise && c.kernel[i] == 1;
+    }
+    if (tiles && !pointwise)
+      seen.insert("transposed blocks that tile");
+    if (!c.transposed && c.dims == 2 && c.batch > 1 && !depthwise)
+      seen.insert("2-d patches of a batch");
   }
   for (const char *want :
-       {"1n", "1t", "2n", "2t", "3n", "3t", "1nd", "2nd", "3nd", "2td", "output padding >= stride"})
+       {"1n", "1t", "2n", "2t", "3n", "3t", "1nd", "2nd", "3nd", "2td", "output padding >= stride",
+        "transposed blocks that tile", "2-d patches of a batch"})
     EXPECT_TRUE(seen.count(want)) << want;
 }
 
