@@ -5,7 +5,9 @@
 #   scripts/setup.sh --torch2 [CMAKE_ARGS...] build-torch2/ against a current pip torch, in the
 #                                             project-local venv .venv-torch2 (made when missing)
 # RDNA1_TORCH2 overrides the pip requirements of that venv (default: TORCH2_PINS below);
-# RDNA1_BUILD_TARGETS builds only those targets (default: all).
+# RDNA1_BUILD_TARGETS builds only those targets (default: all). RDNA1_SETUP=tool installs only what
+# the tool's build needs (the demo: no GoogleTest, no clang for the sanitizer build, no pip); pass
+# -DRDNA1_BUILD_GTESTS=OFF with it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,8 +15,10 @@ cd "$(dirname "$0")/.."
 TORCH2_PINS="torch==2.11.0 torchvision==0.26.0"
 
 packages=(build-essential cmake ccache libtorch-dev python3-torch python3-torchvision
-          llvm-dev libamdhip64-dev libgtest-dev zlib1g-dev clang-14 libclang-rt-14-dev
-          python3-pip python3-venv python3-setuptools)
+          llvm-dev libamdhip64-dev zlib1g-dev)
+if [[ ${RDNA1_SETUP:-all} != tool ]]; then
+  packages+=(libgtest-dev clang-14 libclang-rt-14-dev python3-pip python3-venv python3-setuptools)
+fi
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")

@@ -31,7 +31,7 @@ stage_times=()
 stage() { stage_times+=("$(printf '%-10s %5ds' "$1" $((SECONDS - $2)))"); }
 
 start=$SECONDS
-scripts/setup.sh || exit 1
+scripts/setup.sh -DRDNA1_BUILD_GTESTS=ON || exit 1 # ON again after the demo's build
 stage setup "$start"
 
 start=$SECONDS
