@@ -122,13 +122,18 @@ private:
   std::unordered_map<const c10::TensorImpl *, Folded> entries_;
 };
 
-// A fake, functional or meta tensor: torch.export is tracing, and kept values
-// would become constants of the traced program.
+// A fake, functional, meta or functorch-wrapped tensor: torch.export is
+// tracing (kept values would become constants of the traced program), or vmap
+// or grad transforms are on (whose rules for out= ops are not ours to rely on).
 bool traced(const at::Tensor &t) {
   static const c10::DispatchKeySet kWrapped{c10::DispatchKey::Python,
                                             c10::DispatchKey::Functionalize,
-                                            c10::DispatchKey::PythonTLSSnapshot};
-  return t.defined() && (t.is_meta() || t.key_set().has_any(kWrapped) || !t.has_storage());
+                                            c10::DispatchKey::PythonTLSSnapshot,
+                                            c10::DispatchKey::FuncTorchBatched,
+                                            c10::DispatchKey::FuncTorchGradWrapper,
+                                            c10::DispatchKey::Batched};
+  return t.defined() && (t.is_meta() || t.key_set().has_any(kWrapped) || !t.has_storage() ||
+                         t.layout() != at::kStrided);
 }
 
 // Operands whose values the cache may key on: not traced, with a version
