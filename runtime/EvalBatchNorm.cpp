@@ -136,11 +136,11 @@ bool traced(const at::Tensor &t) {
                          t.layout() != at::kStrided);
 }
 
-// Operands whose values the cache may key on: not traced, with a version
-// counter (inference tensors have none; activations under inference mode are
-// such, the parameters they meet are not).
+// Operands whose values the cache may key on: with a version counter
+// (inference tensors have none; activations under inference mode are such,
+// the parameters they meet are not).
 bool cacheable(const at::Tensor &t) {
-  return !t.defined() || (!traced(t) && !t.is_inference());
+  return !t.defined() || !t.is_inference();
 }
 
 bool recordsGradient(const std::array<at::Tensor, 4> &operands, const at::Tensor &input) {
@@ -160,16 +160,19 @@ std::optional<at::Tensor> evalBatchNorm(const at::Tensor &input,
                                         const at::Tensor &runningMean, const at::Tensor &runningVar,
                                         double eps) {
   const auto type = input.scalar_type();
-  if ((type != at::kFloat && type != at::kDouble) || input.numel() == 0 || input.dim() < 2)
+  // float16 and bfloat16 stay with ATen's kernel, which computes them in float32 with vectorised
+  // mixed-type loads; a multiply-add would have to cast (older CPU kernels cannot).
+  if ((type != at::kFloat && type != at::kDouble) || input.numel() == 0 || input.dim() < 2 ||
+      traced(input))
     return std::nullopt;
   const std::array<at::Tensor, 4> operands = operandsOf(weight, bias, runningMean, runningVar);
   for (const at::Tensor &t : operands)
     if (t.defined() && (t.scalar_type() != type || t.device() != input.device() || t.dim() != 1 ||
-                        t.numel() != input.size(1)))
+                        t.numel() != input.size(1) || traced(t)))
       return std::nullopt;
   if (recordsGradient(operands, input) || at::tracer::impl::is_dispatch_enabled())
     return std::nullopt;
-  bool keep = !traced(input);
+  bool keep = true;
   for (const at::Tensor &t : operands)
     keep = keep && cacheable(t);
   auto [scale, shift] =
