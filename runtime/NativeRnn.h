@@ -35,14 +35,20 @@ struct RnnResult {
   std::vector<at::Tensor> finals;
 };
 
-// Padded input: [time, batch, features], or [batch, time, features] with batchFirst.
-// `hx` as `finals`; `params` in nn.RNNBase's order (_flat_weights).
-RnnResult nativeRnnPadded(const RnnArgs &args, const at::Tensor &input,
-                          const std::vector<at::Tensor> &hx, at::TensorList params,
-                          bool batchFirst);
+// A layer stack over padded input: [time, batch, features], or [batch, time,
+// features] with batchFirst. `hx` as `finals`; `params` in nn.RNNBase's order
+// (_flat_weights).
+using PaddedRnnRunner = RnnResult(const RnnArgs &args, const at::Tensor &input,
+                                  const std::vector<at::Tensor> &hx, at::TensorList params,
+                                  bool batchFirst);
 
-// Packed input (PackedSequence's data and batch_sizes).
-RnnResult nativeRnnPacked(const RnnArgs &args, const at::Tensor &data, const at::Tensor &batchSizes,
-                          const std::vector<at::Tensor> &hx, at::TensorList params);
+// A layer stack over packed input (PackedSequence's data and batch_sizes).
+using PackedRnnRunner = RnnResult(const RnnArgs &args, const at::Tensor &data,
+                                  const at::Tensor &batchSizes, const std::vector<at::Tensor> &hx,
+                                  at::TensorList params);
+
+// On the tensors' device.
+PaddedRnnRunner nativeRnnPadded;
+PackedRnnRunner nativeRnnPacked;
 
 } // namespace rdna1

@@ -10,11 +10,7 @@
 
 namespace rdna1 {
 
-RnnResult placedRnnPadded(const RnnArgs &args, const at::Tensor &input,
-                          const std::vector<at::Tensor> &hx, at::TensorList params,
-                          bool batchFirst);
-
-RnnResult placedRnnPacked(const RnnArgs &args, const at::Tensor &data, const at::Tensor &batchSizes,
-                          const std::vector<at::Tensor> &hx, at::TensorList params);
+PaddedRnnRunner placedRnnPadded;
+PackedRnnRunner placedRnnPacked;
 
 } // namespace rdna1

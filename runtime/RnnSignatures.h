@@ -13,12 +13,7 @@
 
 namespace rdna1 {
 
-using PaddedRnn = RnnResult (*)(const RnnArgs &, const at::Tensor &,
-                                const std::vector<at::Tensor> &, at::TensorList, bool);
-using PackedRnn = RnnResult (*)(const RnnArgs &, const at::Tensor &, const at::Tensor &,
-                                const std::vector<at::Tensor> &, at::TensorList);
-
-template <PaddedRnn Padded, PackedRnn Packed> struct RnnSignatures {
+template <PaddedRnnRunner *Padded, PackedRnnRunner *Packed> struct RnnSignatures {
   using Two = std::tuple<at::Tensor, at::Tensor>;
   using Three = std::tuple<at::Tensor, at::Tensor, at::Tensor>;
 
