@@ -225,8 +225,9 @@ def bench_training(name, batch, workdir, device, modes=('auto',)):
     """Training steps of the rewrite in each of `modes`, timed in alternation with the original on
     the GPU, the per-layer fallback and the whole model on the CPU (one row per mode, sharing
     those three columns): {mode: (ms, counts, error)}, how, summary."""
-    eager, load_gpu, _, shape, how, summary = build(name, workdir, device, modes[0])
-    ours = {mode: build(name, workdir, device, mode)[2] for mode in modes}
+    built = {mode: build(name, workdir, device, mode) for mode in modes}
+    eager, load_gpu, _, shape, how, summary = built[modes[0]]
+    ours = {mode: each[2] for mode, each in built.items()}
     fallback = per_layer(eager).to(device).train()
     cpu = copy.deepcopy(eager).to(memory_format=torch.channels_last).train()
     runs = {
@@ -242,11 +243,12 @@ def bench_training(name, batch, workdir, device, modes=('auto',)):
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
     x = make_inputs(shape, batch, device)()
+    original = load_gpu().train()
     results = {}
     for mode, load in ours.items():
         counts = counters_per_call(training_step(load().train()), make_inputs(shape, batch, device))
         grads = []
-        for model in (load_gpu().train(), load().train()):
+        for model in (original, load().train()):
             model.zero_grad(set_to_none=True)
             model(x).float().square().mean().backward()
             grads.append([p.grad for p in model.parameters()])

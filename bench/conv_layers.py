@@ -35,8 +35,9 @@ def layer_shapes(model, example):
                module.bias is not None)
         shapes[key] = shapes.get(key, 0) + 1
 
+    # padding='same'/'valid' layers are left out: torch.convolution takes numbers only.
     hooks = [m.register_forward_hook(record) for m in model.modules()
-             if isinstance(m, torch.nn.modules.conv._ConvNd)]
+             if isinstance(m, torch.nn.modules.conv._ConvNd) and not isinstance(m.padding, str)]
     with torch.no_grad():
         model(example)
     for hook in hooks:
@@ -59,7 +60,7 @@ def measure(key, device, rounds):
     w = torch.randn(weight_shape, device=device, requires_grad=True)
     b = torch.randn(weight_shape[1] * groups if transposed else weight_shape[0], device=device,
                     requires_grad=True) if has_bias else None
-    args = (list(stride), list(padding) if not isinstance(padding, str) else padding, list(dilation))
+    args = (list(stride), list(padding), list(dilation))
 
     def aten():
         return torch.convolution(x, w, b, args[0], args[1], args[2], transposed, list(output_padding), groups)

@@ -44,14 +44,10 @@ struct Folded {
   at::Tensor scale, shift; // [C]
 };
 
-at::Tensor orUndefined(const c10::optional<at::Tensor> &t) {
-  return t ? *t : at::Tensor();
-}
-
 std::array<at::Tensor, 4> operandsOf(const c10::optional<at::Tensor> &weight,
                                      const c10::optional<at::Tensor> &bias, const at::Tensor &mean,
                                      const at::Tensor &var) {
-  return {orUndefined(weight), orUndefined(bias), mean, var};
+  return {weight.value_or(at::Tensor()), bias.value_or(at::Tensor()), mean, var};
 }
 
 std::pair<at::Tensor, at::Tensor> scaleAndShift(const std::array<at::Tensor, 4> &operands,

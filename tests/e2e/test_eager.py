@@ -15,12 +15,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import rdna1
+from recurrent_modules import LstmWithState, Packed, SingleStateWithState
 
 # Every operator enable() registers for; their dispatcher tables are compared before and after.
 EAGER_OPS = ['aten::convolution', 'aten::_convolution', 'aten::_convolution.deprecated',
              'aten::batch_norm', 'aten::lstm.input', 'aten::lstm.data', 'aten::gru.input',
              'aten::gru.data', 'aten::rnn_tanh.input', 'aten::rnn_tanh.data',
              'aten::rnn_relu.input', 'aten::rnn_relu.data']
+# Lengths of a packed batch of three sequences, unsorted (Packed sorts them).
+LENGTHS = torch.tensor([4, 6, 2])
 # Convolution ops of ATen that only its own kernels run (the CPU's stand-ins for cuDNN/MIOpen).
 ATEN_CONVOLUTION_KERNELS = ('aten::_convolution', 'aten::convolution_backward', 'aten::mkldnn_convolution',
                             'aten::_slow_conv2d', 'aten::slow_conv', 'aten::thnn_conv', 'aten::_nnpack')
@@ -282,14 +285,14 @@ class EagerTest(unittest.TestCase):
         for what, layer in cases:
             x = torch.randn(3, 6, 5) if layer.batch_first else torch.randn(6, 3, 5)
             self.compare(layer, [x], 'device', tolerance=1e-5, what=what)
-            self.compare(PackedRnn(layer), [x], 'device', tolerance=1e-5, what=f'{what} packed')
+            self.compare(Packed(layer), [x, LENGTHS], 'device', tolerance=1e-5, what=f'{what} packed')
             h0 = torch.randn(layer.num_layers * (2 if layer.bidirectional else 1), 3,
                              layer.proj_size if getattr(layer, 'proj_size', 0) else layer.hidden_size)
             if isinstance(layer, nn.LSTM):
                 c0 = torch.randn(h0.shape[0], 3, layer.hidden_size)
-                self.compare(WithState(layer), [x, h0, c0], 'device', tolerance=1e-5, what=f'{what} h0 c0')
+                self.compare(LstmWithState(layer), [x, h0, c0], 'device', tolerance=1e-5, what=f'{what} h0 c0')
             else:
-                self.compare(WithState(layer), [x, h0], 'device', tolerance=1e-5, what=f'{what} h0')
+                self.compare(SingleStateWithState(layer), [x, h0], 'device', tolerance=1e-5, what=f'{what} h0')
 
     def test_recurrent_layers_follow_the_host_backend(self):
         # As in rewritten models: backend host moves an RNN's operands across the (stand-in) bus in
@@ -299,7 +302,7 @@ class EagerTest(unittest.TestCase):
                             ('gru', nn.GRU(5, 6))):
             rdna1.reset_counters()
             self.compare(layer, [torch.randn(6, 3, 5)], 'host', tolerance=1e-5, what=f'host {what}')
-            self.compare(PackedRnn(layer), [torch.randn(6, 3, 5)], 'host', tolerance=1e-5,
+            self.compare(Packed(layer), [torch.randn(6, 3, 5), LENGTHS], 'host', tolerance=1e-5,
                          what=f'host {what} packed')
             self.assertGreater(rdna1.counters()['to_host_copies'], 0, f'{what}: nothing crossed')
 
@@ -347,31 +350,6 @@ class Call(nn.Module):
 
     def forward(self, x):
         return self.call(x, self.weight, self.bias)
-
-
-class PackedRnn(nn.Module):
-    """The layer over a packed batch of sequences of different lengths, unsorted."""
-
-    def __init__(self, layer):
-        super().__init__()
-        self.layer = layer
-
-    def forward(self, x):
-        lengths = torch.tensor([4, 6, 2])
-        packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=self.layer.batch_first,
-                                                   enforce_sorted=False)
-        out, state = self.layer(packed)
-        padded, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=self.layer.batch_first)
-        return padded, state
-
-
-class WithState(nn.Module):
-    def __init__(self, layer):
-        super().__init__()
-        self.layer = layer
-
-    def forward(self, x, *state):
-        return self.layer(x, tuple(state) if len(state) == 2 else state[0])
 
 
 class TinyCrnn(nn.Module):

@@ -16,6 +16,7 @@ import torch.nn as nn
 
 import rdna1
 from e2e_support import digest, inlined_kinds, output_tensors, rewrite
+from recurrent_modules import LstmWithState, Packed, PackedLstmWithState, Padded, SingleStateWithState
 
 ATEN_RNNS = {'aten::lstm', 'aten::gru', 'aten::rnn_tanh', 'aten::rnn_relu'}
 RDNA1_RNNS = {'rdna1::lstm', 'rdna1::gru', 'rdna1::rnn_tanh', 'rdna1::rnn_relu'}
@@ -47,61 +48,6 @@ def all_nodes(block):
         yield node
         for inner in node.blocks():
             yield from all_nodes(inner)
-
-
-class Padded(nn.Module):
-    def __init__(self, layer):
-        super().__init__()
-        self.layer = layer
-
-    def forward(self, x):
-        return self.layer(x)
-
-
-class LstmWithState(nn.Module):
-    def __init__(self, layer):
-        super().__init__()
-        self.layer = layer
-
-    def forward(self, x, h0, c0):
-        return self.layer(x, (h0, c0))
-
-
-class SingleStateWithState(nn.Module):
-    def __init__(self, layer):
-        super().__init__()
-        self.layer = layer
-
-    def forward(self, x, h0):
-        return self.layer(x, h0)
-
-
-class Packed(nn.Module):
-    """The layer over unsorted sequences of different lengths, packed, then padded again."""
-
-    def __init__(self, layer):
-        super().__init__()
-        self.layer = layer
-
-    def forward(self, x, lengths):
-        packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=self.layer.batch_first,
-                                                   enforce_sorted=False)
-        out, state = self.layer(packed)
-        padded, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=self.layer.batch_first)
-        return padded, state
-
-
-class PackedLstmWithState(nn.Module):
-    def __init__(self, layer):
-        super().__init__()
-        self.layer = layer
-
-    def forward(self, x, lengths, h0, c0):
-        packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=self.layer.batch_first,
-                                                   enforce_sorted=False)
-        out, state = self.layer(packed, (h0, c0))
-        padded, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=self.layer.batch_first)
-        return padded, state
 
 
 class Crnn(nn.Module):
