@@ -135,12 +135,37 @@ at::Tensor sharedLhsBmm(const at::Tensor &lhs, const at::Tensor &rhs) {
   return at::bmm(batchedLhs, rhs.reshape({n * groups, k, points})).reshape({n, groups * m, points});
 }
 
-// sharedLhsBmm with a backward of its own for lhs (the weight). Autograd's
-// would multiply per batch element and sum: products of [M, L] by [L, K] with
-// M and K small and L large (a 256x256 image), which a batched GEMM spreads
-// over a handful of thread blocks (measured: 2.2x the whole UNet training
-// step of the original). One product per group over all batch elements' points
-// instead, [M, N * L] by [N * L, K], which the GEMM splits along N * L.
+// Images of at least this many points get their weight gradient image by
+// image (see sharedLhsGradient).
+constexpr int64_t kPointsForPerImageWeightGradient = 4096;
+
+// The gradient of sharedLhsBmm's lhs [G, M, K], given the output's gradient
+// [N, G * M, L] and rhs [N, G * K, L]: products of [M, L] by [L, K], summed
+// over the batch. A batched GEMM over the batch would spread these (M and K
+// small, L a whole image) over a handful of thread blocks (measured: 2.2x the
+// whole UNet training step of the original), so
+//  - large images, one group: one GEMM per image, accumulated, each split
+//    along its L by the GEMM itself; rhs (the columns) is read in place;
+//  - otherwise one product per group over all images' points,
+//    [M, N * L] by [N * L, K], which copies rhs into that layout.
+at::Tensor sharedLhsGradient(const at::Tensor &grad, const at::Tensor &rhs, int64_t groups,
+                             int64_t m) {
+  const int64_t n = rhs.size(0), k = rhs.size(1) / groups, points = rhs.size(2);
+  if (groups == 1 && n > 0 && points >= kPointsForPerImageWeightGradient) {
+    const at::Tensor g = grad.reshape({n, m, points});
+    at::Tensor sum = at::mm(g[0], rhs[0].t());
+    for (int64_t i = 1; i < n; ++i)
+      sum = at::addmm(sum, g[i], rhs[i].t());
+    return sum.unsqueeze(0);
+  }
+  const at::Tensor g =
+      grad.reshape({n, groups, m, points}).permute({1, 2, 0, 3}).reshape({groups, m, n * points});
+  const at::Tensor r =
+      rhs.reshape({n, groups, k, points}).permute({1, 0, 3, 2}).reshape({groups, n * points, k});
+  return groups == 1 ? at::mm(g[0], r[0]).unsqueeze(0) : at::bmm(g, r);
+}
+
+// sharedLhsBmm with sharedLhsGradient as the backward for lhs (the weight).
 class SharedLhsBmmFunction : public torch::autograd::Function<SharedLhsBmmFunction> {
 public:
   static at::Tensor forward(torch::autograd::AutogradContext *ctx, const at::Tensor &lhs,
@@ -154,18 +179,10 @@ public:
                                                  torch::autograd::variable_list grads) {
     const auto saved = ctx->get_saved_variables();
     const at::Tensor &lhs = saved[0], &rhs = saved[1], &grad = grads[0];
-    const int64_t groups = lhs.size(0), m = lhs.size(1), k = lhs.size(2);
-    const int64_t n = rhs.size(0), points = rhs.size(2);
+    const int64_t groups = lhs.size(0), m = lhs.size(1);
     at::Tensor gradLhs, gradRhs;
-    if (ctx->needs_input_grad(0)) {
-      const at::Tensor g = grad.reshape({n, groups, m, points})
-                               .permute({1, 2, 0, 3})
-                               .reshape({groups, m, n * points});
-      const at::Tensor r = rhs.reshape({n, groups, k, points})
-                               .permute({1, 0, 3, 2})
-                               .reshape({groups, n * points, k});
-      gradLhs = groups == 1 ? at::mm(g[0], r[0]).unsqueeze(0) : at::bmm(g, r);
-    }
+    if (ctx->needs_input_grad(0))
+      gradLhs = sharedLhsGradient(grad, rhs, groups, m);
     if (ctx->needs_input_grad(1))
       gradRhs = apply(lhs.transpose(1, 2), grad);
     return {gradLhs, gradRhs};
@@ -256,15 +273,14 @@ at::Tensor patches(const at::Tensor &input, c10::IntArrayRef kernel, const Convo
   return cols.reshape({n, channels * kernel[0] * kernel[1], cols.size(2)});
 }
 
-// 2-d and 3-d: the weight times the patches, in one batched matrix product.
-at::Tensor convolutionByPatches(const at::Tensor &input, const at::Tensor &weight,
-                                const ConvolutionArgs &args) {
+Sizes convolvedSizes(const at::Tensor &input, const at::Tensor &weight,
+                     const ConvolutionArgs &args) {
   const auto kernel = weight.sizes().slice(2);
-  Sizes outSizes{input.size(0), weight.size(0)};
+  Sizes sizes{input.size(0), weight.size(0)};
   for (size_t i = 0; i < kernel.size(); ++i)
-    outSizes.push_back(convolvedExtent(input.size(static_cast<int64_t>(i) + 2), kernel[i],
-                                       args.stride[i], args.padding[i], args.dilation[i]));
-  return groupedMatmul(weight, patches(input, kernel, args), args.groups).reshape(outSizes);
+    sizes.push_back(convolvedExtent(input.size(static_cast<int64_t>(i) + 2), kernel[i],
+                                    args.stride[i], args.padding[i], args.dilation[i]));
+  return sizes;
 }
 
 // A transposed convolution's weight [C, O/G, k...] as the weight [O, C/G, k...]
@@ -275,6 +291,105 @@ at::Tensor regularWeight(const at::Tensor &weight, int64_t groups) {
   return weight.reshape(concat({groups, in / groups, outPerGroup}, kernel))
       .transpose(1, 2)
       .reshape(concat({groups * outPerGroup, in / groups}, kernel));
+}
+
+void saveArgs(torch::autograd::AutogradContext *ctx, const ConvolutionArgs &args) {
+  ctx->saved_data["stride"] = args.stride;
+  ctx->saved_data["padding"] = args.padding;
+  ctx->saved_data["dilation"] = args.dilation;
+  ctx->saved_data["groups"] = args.groups;
+}
+
+// The regular (not transposed) convolution's arguments saveArgs saved.
+ConvolutionArgs savedArgs(torch::autograd::AutogradContext *ctx) {
+  ConvolutionArgs args;
+  args.stride = ctx->saved_data["stride"].toIntVector();
+  args.padding = ctx->saved_data["padding"].toIntVector();
+  args.dilation = ctx->saved_data["dilation"].toIntVector();
+  args.groups = ctx->saved_data["groups"].toInt();
+  args.outputPadding.assign(args.stride.size(), 0);
+  return args;
+}
+
+// Stride 1 and padding within the dilated kernel's reach: the input gradient
+// is then itself a stride-1 convolution of the output gradient (the kernel
+// transposed and flipped, padded d (k - 1) - p), whose patches im2col gathers.
+// Otherwise col2im sums the gradient's columns, which took 3.5x im2col's time
+// per call on CUDA (UNet b2 training step, H200).
+bool inputGradientConvolves(c10::IntArrayRef kernel, const ConvolutionArgs &args) {
+  for (size_t i = 0; i < kernel.size(); ++i)
+    if (args.stride[i] != 1 || args.padding[i] > args.dilation[i] * (kernel[i] - 1))
+      return false;
+  return true;
+}
+
+ConvolutionArgs inputGradientArgs(c10::IntArrayRef kernel, const ConvolutionArgs &args) {
+  ConvolutionArgs gradient = args;
+  for (size_t i = 0; i < kernel.size(); ++i)
+    gradient.padding[i] = args.dilation[i] * (kernel[i] - 1) - args.padding[i];
+  return gradient;
+}
+
+at::Tensor convolveBatched(const at::Tensor &input, const at::Tensor &weight,
+                           const ConvolutionArgs &args);
+
+// The 2-d convolution by patches, with a backward of its own, built from
+// differentiable ops (so double backward works):
+//   grad input:  a convolution of the gradient where inputGradientConvolves,
+//                else its columns summed by col2im;
+//   grad weight: sharedLhsGradient of the saved patches (recomputed from the
+//                input under create_graph, so that they carry its graph).
+class PatchConvolution2dFunction : public torch::autograd::Function<PatchConvolution2dFunction> {
+public:
+  static at::Tensor forward(torch::autograd::AutogradContext *ctx, const at::Tensor &input,
+                            const at::Tensor &weight, const ConvolutionArgs &args) {
+    at::AutoDispatchBelowADInplaceOrView belowAutograd;
+    const at::Tensor cols = patches(input, weight.sizes().slice(2), args);
+    ctx->save_for_backward({input, weight, cols});
+    saveArgs(ctx, args);
+    return groupedMatmul(weight, cols, args.groups).reshape(convolvedSizes(input, weight, args));
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext *ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor &input = saved[0], &weight = saved[1];
+    const at::Tensor grad = grads[0].flatten(2);
+    const ConvolutionArgs args = savedArgs(ctx);
+    const auto kernel = weight.sizes().slice(2);
+    at::Tensor gradInput, gradWeight;
+    if (ctx->needs_input_grad(0))
+      gradInput = inputGradient(grads[0], input, weight, args);
+    if (ctx->needs_input_grad(1)) {
+      const at::Tensor cols = at::GradMode::is_enabled() ? patches(input, kernel, args) : saved[2];
+      gradWeight = sharedLhsGradient(grad, cols, args.groups, weight.size(0) / args.groups)
+                       .reshape(weight.sizes());
+    }
+    return {gradInput, gradWeight, at::Tensor()};
+  }
+
+private:
+  static at::Tensor inputGradient(const at::Tensor &grad, const at::Tensor &input,
+                                  const at::Tensor &weight, const ConvolutionArgs &args) {
+    const auto kernel = weight.sizes().slice(2);
+    if (inputGradientConvolves(kernel, args))
+      return convolveBatched(grad, regularWeight(weight, args.groups).flip({2, 3}),
+                             inputGradientArgs(kernel, args));
+    const int64_t groups = args.groups, out = weight.size(0);
+    const at::Tensor w = weight.reshape({groups, out / groups, -1}).transpose(1, 2);
+    const at::Tensor cols = groupedBmm(w, grad.flatten(2));
+    return at::col2im(cols, input.sizes().slice(2), kernel, args.dilation, args.padding,
+                      args.stride);
+  }
+};
+
+// 2-d and 3-d: the weight times the patches, in one batched matrix product.
+at::Tensor convolutionByPatches(const at::Tensor &input, const at::Tensor &weight,
+                                const ConvolutionArgs &args) {
+  if (weight.dim() == 4 && recordsGradient(input, weight))
+    return PatchConvolution2dFunction::apply(input, weight, args);
+  const at::Tensor cols = patches(input, weight.sizes().slice(2), args);
+  return groupedMatmul(weight, cols, args.groups).reshape(convolvedSizes(input, weight, args));
 }
 
 // A kernel as large as its stride, unpadded and undilated (U-Net's 2x2,
@@ -364,9 +479,6 @@ at::Tensor spreadAndPad(const at::Tensor &input, c10::IntArrayRef kernel,
   return allEqual(pad, 0) ? x : at::constant_pad_nd(x, pad, 0);
 }
 
-at::Tensor convolveBatched(const at::Tensor &input, const at::Tensor &weight,
-                           const ConvolutionArgs &args);
-
 at::Tensor transposedConvolution3d(const at::Tensor &input, const at::Tensor &weight,
                                    const ConvolutionArgs &args) {
   const at::Tensor spread = spreadAndPad(input, weight.sizes().slice(2), args);
@@ -424,9 +536,7 @@ public:
   static at::Tensor forward(torch::autograd::AutogradContext *ctx, const at::Tensor &input,
                             const at::Tensor &weight, const ConvolutionArgs &args) {
     ctx->save_for_backward({input, weight});
-    ctx->saved_data["stride"] = args.stride;
-    ctx->saved_data["padding"] = args.padding;
-    ctx->saved_data["dilation"] = args.dilation;
+    saveArgs(ctx, args);
     at::AutoDispatchBelowADInplaceOrView belowAutograd;
     return depthwiseKernel(input, weight, args);
   }
@@ -435,12 +545,7 @@ public:
                                                  torch::autograd::variable_list grads) {
     const auto saved = ctx->get_saved_variables();
     const at::Tensor &input = saved[0], &weight = saved[1];
-    ConvolutionArgs args;
-    args.stride = ctx->saved_data["stride"].toIntVector();
-    args.padding = ctx->saved_data["padding"].toIntVector();
-    args.dilation = ctx->saved_data["dilation"].toIntVector();
-    args.outputPadding.assign(2, 0);
-    args.groups = weight.size(0);
+    const ConvolutionArgs args = savedArgs(ctx);
     const at::Tensor &grad = grads[0];
     at::Tensor gradInput, gradWeight;
     if (ctx->needs_input_grad(0))

@@ -249,10 +249,20 @@ TEST(NativeConvolution, SweepDrawsAllDimensionsModesAndGroupings) {
       seen.insert("transposed blocks that tile");
     if (!c.transposed && c.dims == 2 && c.batch > 1 && !depthwise)
       seen.insert("2-d patches of a batch");
+    bool strideOne = true, paddingWithinKernel = true;
+    for (int64_t i = 0; i < c.dims; ++i) {
+      strideOne = strideOne && c.stride[i] == 1;
+      paddingWithinKernel =
+          paddingWithinKernel && c.padding[i] <= c.dilation[i] * (c.kernel[i] - 1);
+    }
+    if (!c.transposed && c.dims <= 2 && !depthwise && !pointwise)
+      seen.insert(strideOne && paddingWithinKernel ? "2-d input gradient by convolution"
+                                                   : "2-d input gradient by col2im");
   }
   for (const char *want :
        {"1n", "1t", "2n", "2t", "3n", "3t", "1nd", "2nd", "3nd", "2td", "output padding >= stride",
-        "transposed blocks that tile", "2-d patches of a batch"})
+        "transposed blocks that tile", "2-d patches of a batch",
+        "2-d input gradient by convolution", "2-d input gradient by col2im"})
     EXPECT_TRUE(seen.count(want)) << want;
 }
 
@@ -339,6 +349,26 @@ TEST(NativeConvolution, DoubleBackwardMatchesAten) {
   }
 }
 
+// Images of 4096 points or more take the weight gradient image by image (one
+// group); the sweep's images are smaller. 2-d and 1-d (through 2-d), one group
+// and two, stride 1 (input gradient by convolution) and 2 (by col2im).
+TEST(NativeConvolution, LargeImagesMatchAtenForwardEveryGradientAndDoubleBackward) {
+  std::vector<Config> configs{fixedConfig(2, false, 1, 3, 4, 3, {1, 1, 1, 0}),
+                              fixedConfig(2, false, 2, 4, 4, 3, {1, 2, 2, 0}),
+                              fixedConfig(2, false, 1, 2, 3, 3, {2, 1, 1, 0}),
+                              fixedConfig(1, false, 1, 2, 3, 3, {1, 2, 2, 0})};
+  for (Config &c : configs)
+    c.size = c.dims == 2 ? IntList{64, 72} : IntList{4500};
+  for (const Config &c : configs) {
+    const Operands ops = makeOperands(c, at::kDouble);
+    expectSame(forwardAndGradients(nativeConv, c, ops), forwardAndGradients(atenConv, c, ops),
+               1e-10, c);
+    const Result got{at::Tensor(), doubleBackward(nativeConv, c, ops)};
+    const Result want{at::Tensor(), doubleBackward(atenConv, c, ops)};
+    expectSame(got, want, 1e-9, c);
+  }
+}
+
 // ---- 3. No convolution op runs ---------------------------------------------
 
 std::vector<std::string> &recordedOps() {
@@ -415,6 +445,23 @@ TEST(NativeConvolution, ForwardAndBackwardRunNoConvolutionOp) {
   EXPECT_TRUE(std::any_of(names.begin(), names.end(), [](const std::string &name) {
     return name.find("DepthwiseFunction") != std::string::npos;
   })) << "the depthwise formulation did not run";
+}
+
+// A stride-1 convolution's input gradient is a convolution of the gradient
+// (im2col, no col2im); a strided one's is summed by col2im.
+TEST(NativeConvolution, InputGradientOfStrideOneConvolutionGathersPatches) {
+  const auto backwardOps = [](const Config &c) {
+    const Operands ops = makeOperands(c, at::kFloat);
+    return opsRunBy([&] { forwardAndGradients(nativeConv, c, ops); });
+  };
+  const std::set<std::string> strideOne =
+      backwardOps(fixedConfig(2, false, 2, 4, 6, 3, {1, 1, 1, 0}));
+  EXPECT_FALSE(strideOne.count("aten::col2im"));
+  EXPECT_TRUE(strideOne.count("aten::im2col"));
+  EXPECT_TRUE(std::any_of(strideOne.begin(), strideOne.end(), [](const std::string &name) {
+    return name.find("PatchConvolution2dFunction") != std::string::npos;
+  })) << "the patch convolution's backward did not run";
+  EXPECT_TRUE(backwardOps(fixedConfig(2, false, 2, 4, 6, 3, {2, 1, 1, 0})).count("aten::col2im"));
 }
 
 // The check above would notice ATen's convolution.
