@@ -135,23 +135,26 @@ at::Tensor sharedLhsBmm(const at::Tensor &lhs, const at::Tensor &rhs) {
   return at::bmm(batchedLhs, rhs.reshape({n * groups, k, points})).reshape({n, groups * m, points});
 }
 
-// Images of at least this many points get their weight gradient image by
-// image (see sharedLhsGradient).
-constexpr int64_t kPointsForPerImageWeightGradient = 4096;
+// Images whose patches hold at least this many elements (16 MiB of float32)
+// get their weight gradient image by image (see sharedLhsGradient): copying
+// them then costs about what a GEMM launch does.
+constexpr int64_t kPatchElementsForPerImageWeightGradient = int64_t{1} << 22;
 
 // The gradient of sharedLhsBmm's lhs [G, M, K], given the output's gradient
 // [N, G * M, L] and rhs [N, G * K, L]: products of [M, L] by [L, K], summed
 // over the batch. A batched GEMM over the batch would spread these (M and K
 // small, L a whole image) over a handful of thread blocks (measured: 2.2x the
-// whole UNet training step of the original), so
-//  - large images, one group: one GEMM per image, accumulated, each split
+// whole UNet training step of the original), and so do single GEMMs of a
+// small K (measured: a RegNet stem's weight gradient image by image added
+// 2-3 ms to its b8 step). So
+//  - large patches, one group: one GEMM per image, accumulated, each split
 //    along its L by the GEMM itself; rhs (the columns) is read in place;
 //  - otherwise one product per group over all images' points,
 //    [M, N * L] by [N * L, K], which copies rhs into that layout.
 at::Tensor sharedLhsGradient(const at::Tensor &grad, const at::Tensor &rhs, int64_t groups,
                              int64_t m) {
   const int64_t n = rhs.size(0), k = rhs.size(1) / groups, points = rhs.size(2);
-  if (groups == 1 && n > 0 && points >= kPointsForPerImageWeightGradient) {
+  if (groups == 1 && n > 0 && k * points >= kPatchElementsForPerImageWeightGradient) {
     const at::Tensor g = grad.reshape({n, m, points});
     at::Tensor sum = at::mm(g[0], rhs[0].t());
     for (int64_t i = 1; i < n; ++i)

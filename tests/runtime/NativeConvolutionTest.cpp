@@ -349,16 +349,17 @@ TEST(NativeConvolution, DoubleBackwardMatchesAten) {
   }
 }
 
-// Images of 4096 points or more take the weight gradient image by image (one
-// group); the sweep's images are smaller. 2-d and 1-d (through 2-d), one group
-// and two, stride 1 (input gradient by convolution) and 2 (by col2im).
+// Images whose patches hold 2^22 elements or more take the weight gradient
+// image by image (one group); the sweep's images are smaller. 2-d and 1-d
+// (through 2-d), one group and two, stride 1 (input gradient by convolution)
+// and 2 (by col2im); all with patches past that size but the strided one.
 TEST(NativeConvolution, LargeImagesMatchAtenForwardEveryGradientAndDoubleBackward) {
-  std::vector<Config> configs{fixedConfig(2, false, 1, 3, 4, 3, {1, 1, 1, 0}),
-                              fixedConfig(2, false, 2, 4, 4, 3, {1, 2, 2, 0}),
-                              fixedConfig(2, false, 1, 2, 3, 3, {2, 1, 1, 0}),
-                              fixedConfig(1, false, 1, 2, 3, 3, {1, 2, 2, 0})};
+  std::vector<Config> configs{fixedConfig(2, false, 1, 16, 4, 3, {1, 1, 1, 0}),
+                              fixedConfig(2, false, 2, 32, 4, 3, {1, 2, 2, 0}),
+                              fixedConfig(2, false, 1, 16, 3, 3, {2, 1, 1, 0}),
+                              fixedConfig(1, false, 1, 64, 3, 3, {1, 2, 2, 0})};
   for (Config &c : configs)
-    c.size = c.dims == 2 ? IntList{64, 72} : IntList{4500};
+    c.size = c.dims == 2 ? IntList{176, 176} : IntList{22000}; // 16 * 9 * 176^2, 64 * 3 * 22000
   for (const Config &c : configs) {
     const Operands ops = makeOperands(c, at::kDouble);
     expectSame(forwardAndGradients(nativeConv, c, ops), forwardAndGradients(atenConv, c, ops),
