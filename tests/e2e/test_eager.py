@@ -13,6 +13,7 @@ import unittest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import torch.utils.checkpoint
 
 import rdna1
 from recurrent_modules import LstmWithState, Packed, SingleStateWithState
@@ -194,6 +195,23 @@ class EagerTest(unittest.TestCase):
                 self.assertTrue(torch.autograd.gradgradcheck(
                     lambda x, w: F.conv2d(x, w, stride=2, groups=2), (x, w)), backend)
 
+    def test_activation_checkpointing_recomputes_the_runtimes_convolutions(self):
+        # docs/backends.md points users short of memory here: a checkpointed block gives ATen's
+        # output and gradients, and its convolutions run in the runtime on the recompute too.
+        torch.manual_seed(5)
+        block = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8).eval(), nn.ReLU(),
+                              nn.Conv2d(8, 4, 3, padding=2, dilation=2, bias=False))
+        x = torch.randn(2, 3, 10, 10)
+        expected_outs, expected_grads = forward_and_grads(block, x)
+        for reentrant in (False, True):
+            with rdna1.enabled('device', _on_cpu=True):
+                rdna1.reset_counters()
+                outs, grads = forward_and_grads(Checkpointed(block, reentrant), x)
+                ran = rdna1.counters()['native_convolutions']
+            self.assertEqual(ran, 4, f'use_reentrant={reentrant}: two convolutions, each run twice')
+            for k, (a, e) in enumerate(zip(outs + grads, expected_outs + expected_grads)):
+                close(self, a, e, 2e-5, f'use_reentrant={reentrant}: tensor {k}')
+
     def test_threads_share_the_kernels(self):
         layer = nn.Conv2d(4, 4, 3, padding=1)
         inputs = [torch.randn(2, 4, 8, 8) for _ in range(4)]
@@ -350,6 +368,18 @@ class Call(nn.Module):
 
     def forward(self, x):
         return self.call(x, self.weight, self.bias)
+
+
+class Checkpointed(nn.Module):
+    """block under torch.utils.checkpoint: its activations recomputed in the backward."""
+
+    def __init__(self, block, reentrant):
+        super().__init__()
+        self.block = block
+        self.reentrant = reentrant
+
+    def forward(self, x):
+        return torch.utils.checkpoint.checkpoint(self.block, x, use_reentrant=self.reentrant)
 
 
 class TinyCrnn(nn.Module):
