@@ -314,86 +314,23 @@ ConvolutionArgs savedArgs(torch::autograd::AutogradContext *ctx) {
   return args;
 }
 
-// Stride 1 and padding within the dilated kernel's reach: the input gradient
-// is then itself a stride-1 convolution of the output gradient (the kernel
-// transposed and flipped, padded d (k - 1) - p), whose patches im2col gathers.
-// Otherwise col2im sums the gradient's columns, which took 3.5x im2col's time
-// per call on CUDA (UNet b2 training step, H200).
-bool inputGradientConvolves(c10::IntArrayRef kernel, const ConvolutionArgs &args) {
-  for (size_t i = 0; i < kernel.size(); ++i)
-    if (args.stride[i] != 1 || args.padding[i] > args.dilation[i] * (kernel[i] - 1))
-      return false;
-  return true;
-}
-
-ConvolutionArgs inputGradientArgs(c10::IntArrayRef kernel, const ConvolutionArgs &args) {
-  ConvolutionArgs gradient = args;
-  for (size_t i = 0; i < kernel.size(); ++i)
-    gradient.padding[i] = args.dilation[i] * (kernel[i] - 1) - args.padding[i];
-  return gradient;
+// The transposed convolution that takes a regular convolution's output
+// gradient back to the input's extent: the same hyper-parameters, and as
+// output padding the rows and columns the forward's stride skipped.
+ConvolutionArgs inputGradientArgs(const at::Tensor &grad, const at::Tensor &input,
+                                  c10::IntArrayRef kernel, ConvolutionArgs args) {
+  for (size_t i = 0; i < kernel.size(); ++i) {
+    const auto dim = static_cast<int64_t>(i) + 2;
+    args.outputPadding[i] =
+        input.size(dim) - transposedExtent(grad.size(dim), kernel[i], args.stride[i],
+                                           args.padding[i], args.dilation[i], 0);
+  }
+  args.transposed = true;
+  return args;
 }
 
 at::Tensor convolveBatched(const at::Tensor &input, const at::Tensor &weight,
                            const ConvolutionArgs &args);
-
-// The 2-d convolution by patches, with a backward of its own, built from
-// differentiable ops (so double backward works):
-//   grad input:  a convolution of the gradient where inputGradientConvolves,
-//                else its columns summed by col2im;
-//   grad weight: sharedLhsGradient of the saved patches (recomputed from the
-//                input under create_graph, so that they carry its graph).
-class PatchConvolution2dFunction : public torch::autograd::Function<PatchConvolution2dFunction> {
-public:
-  static at::Tensor forward(torch::autograd::AutogradContext *ctx, const at::Tensor &input,
-                            const at::Tensor &weight, const ConvolutionArgs &args) {
-    at::AutoDispatchBelowADInplaceOrView belowAutograd;
-    const at::Tensor cols = patches(input, weight.sizes().slice(2), args);
-    ctx->save_for_backward({input, weight, cols});
-    saveArgs(ctx, args);
-    return groupedMatmul(weight, cols, args.groups).reshape(convolvedSizes(input, weight, args));
-  }
-
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext *ctx,
-                                                 torch::autograd::variable_list grads) {
-    const auto saved = ctx->get_saved_variables();
-    const at::Tensor &input = saved[0], &weight = saved[1];
-    const at::Tensor grad = grads[0].flatten(2);
-    const ConvolutionArgs args = savedArgs(ctx);
-    const auto kernel = weight.sizes().slice(2);
-    at::Tensor gradInput, gradWeight;
-    if (ctx->needs_input_grad(0))
-      gradInput = inputGradient(grads[0], input, weight, args);
-    if (ctx->needs_input_grad(1)) {
-      const at::Tensor cols = at::GradMode::is_enabled() ? patches(input, kernel, args) : saved[2];
-      gradWeight = sharedLhsGradient(grad, cols, args.groups, weight.size(0) / args.groups)
-                       .reshape(weight.sizes());
-    }
-    return {gradInput, gradWeight, at::Tensor()};
-  }
-
-private:
-  static at::Tensor inputGradient(const at::Tensor &grad, const at::Tensor &input,
-                                  const at::Tensor &weight, const ConvolutionArgs &args) {
-    const auto kernel = weight.sizes().slice(2);
-    if (inputGradientConvolves(kernel, args))
-      return convolveBatched(grad, regularWeight(weight, args.groups).flip({2, 3}),
-                             inputGradientArgs(kernel, args));
-    const int64_t groups = args.groups, out = weight.size(0);
-    const at::Tensor w = weight.reshape({groups, out / groups, -1}).transpose(1, 2);
-    const at::Tensor cols = groupedBmm(w, grad.flatten(2));
-    return at::col2im(cols, input.sizes().slice(2), kernel, args.dilation, args.padding,
-                      args.stride);
-  }
-};
-
-// 2-d and 3-d: the weight times the patches, in one batched matrix product.
-at::Tensor convolutionByPatches(const at::Tensor &input, const at::Tensor &weight,
-                                const ConvolutionArgs &args) {
-  if (weight.dim() == 4 && recordsGradient(input, weight))
-    return PatchConvolution2dFunction::apply(input, weight, args);
-  const at::Tensor cols = patches(input, weight.sizes().slice(2), args);
-  return groupedMatmul(weight, cols, args.groups).reshape(convolvedSizes(input, weight, args));
-}
 
 // A kernel as large as its stride, unpadded and undilated (U-Net's 2x2,
 // stride-2 up-convolutions): each input point's block of outputs overlaps no
@@ -415,11 +352,37 @@ at::Tensor tiledBlocks(const at::Tensor &cols, int64_t n, c10::IntArrayRef kerne
       .reshape({n, out, extent[0] * kernel[0], extent[1] * kernel[1]});
 }
 
-// Columns W_g^T x_g of all groups in one batched matmul, then col2im sums the
+// Stride 1, padding within the dilated kernel's reach, no output padding: a
+// transposed convolution is then a regular stride-1 convolution
+// with the kernel transposed and flipped, padded d (k - 1) - p, whose patches
+// im2col gathers. col2im, which sums the others' columns, took 3.5x im2col's
+// time per call on CUDA (the input gradients of the UNet b2 training step,
+// H200).
+bool transposesAsConvolution(c10::IntArrayRef kernel, const ConvolutionArgs &args) {
+  for (size_t i = 0; i < kernel.size(); ++i)
+    if (args.stride[i] != 1 || args.padding[i] > args.dilation[i] * (kernel[i] - 1) ||
+        args.outputPadding[i] != 0)
+      return false;
+  return true;
+}
+
+ConvolutionArgs flippedKernelArgs(c10::IntArrayRef kernel, const ConvolutionArgs &args) {
+  ConvolutionArgs regular = args;
+  for (size_t i = 0; i < kernel.size(); ++i)
+    regular.padding[i] = args.dilation[i] * (kernel[i] - 1) - args.padding[i];
+  regular.transposed = false;
+  return regular;
+}
+
+// Where transposesAsConvolution, that convolution; otherwise the columns
+// W_g^T x_g of all groups in one batched matmul, then col2im sums the
 // overlapping patches into the output.
 at::Tensor transposedConvolution2d(const at::Tensor &input, const at::Tensor &weight,
                                    const ConvolutionArgs &args) {
   const auto kernel = weight.sizes().slice(2);
+  if (transposesAsConvolution(kernel, args))
+    return convolveBatched(input, regularWeight(weight, args.groups).flip({2, 3}),
+                           flippedKernelArgs(kernel, args));
   const int64_t n = input.size(0), in = input.size(1), groups = args.groups;
   const int64_t rows = weight.size(1) * kernel[0] * kernel[1];
   const int64_t points = input.size(2) * input.size(3);
@@ -444,6 +407,55 @@ at::Tensor transposedConvolution2d(const at::Tensor &input, const at::Tensor &we
   const at::Tensor full = at::col2im(cols, fullSize, kernel, args.dilation, {0, 0}, args.stride);
   const auto &p = args.padding, &op = args.outputPadding;
   return at::constant_pad_nd(full, {-p[1], op[1] - p[1], -p[0], op[0] - p[0]}, 0);
+}
+
+at::Tensor weightTimesPatches(const at::Tensor &input, const at::Tensor &weight,
+                              const at::Tensor &cols, const ConvolutionArgs &args) {
+  return groupedMatmul(weight, cols, args.groups).reshape(convolvedSizes(input, weight, args));
+}
+
+// The 2-d convolution by patches, with a backward of its own, built from
+// differentiable ops (so double backward works):
+//   grad input:  the transposed convolution of the gradient;
+//   grad weight: sharedLhsGradient of the saved patches (recomputed from the
+//                input under create_graph, so that they carry its graph).
+class PatchConvolution2dFunction : public torch::autograd::Function<PatchConvolution2dFunction> {
+public:
+  static at::Tensor forward(torch::autograd::AutogradContext *ctx, const at::Tensor &input,
+                            const at::Tensor &weight, const ConvolutionArgs &args) {
+    at::AutoDispatchBelowADInplaceOrView belowAutograd;
+    const at::Tensor cols = patches(input, weight.sizes().slice(2), args);
+    ctx->save_for_backward({input, weight, cols});
+    saveArgs(ctx, args);
+    return weightTimesPatches(input, weight, cols, args);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext *ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor &input = saved[0], &weight = saved[1], &grad = grads[0];
+    const ConvolutionArgs args = savedArgs(ctx);
+    const auto kernel = weight.sizes().slice(2);
+    at::Tensor gradInput, gradWeight;
+    if (ctx->needs_input_grad(0))
+      gradInput =
+          transposedConvolution2d(grad, weight, inputGradientArgs(grad, input, kernel, args));
+    if (ctx->needs_input_grad(1)) {
+      const at::Tensor cols = at::GradMode::is_enabled() ? patches(input, kernel, args) : saved[2];
+      gradWeight =
+          sharedLhsGradient(grad.flatten(2), cols, args.groups, weight.size(0) / args.groups)
+              .reshape(weight.sizes());
+    }
+    return {gradInput, gradWeight, at::Tensor()};
+  }
+};
+
+// 2-d and 3-d: the weight times the patches, in one batched matrix product.
+at::Tensor convolutionByPatches(const at::Tensor &input, const at::Tensor &weight,
+                                const ConvolutionArgs &args) {
+  if (weight.dim() == 4 && recordsGradient(input, weight))
+    return PatchConvolution2dFunction::apply(input, weight, args);
+  return weightTimesPatches(input, weight, patches(input, weight.sizes().slice(2), args), args);
 }
 
 ConvolutionArgs regularStrideOne(const ConvolutionArgs &args) {
@@ -560,15 +572,11 @@ public:
 
 private:
   static at::Tensor depthwiseInputGradient(const at::Tensor &grad, const at::Tensor &input,
-                                           const at::Tensor &weight, ConvolutionArgs args) {
+                                           const at::Tensor &weight, const ConvolutionArgs &args) {
     const auto kernel = weight.sizes().slice(2);
-    for (int64_t i = 0; i < 2; ++i) // the rows and columns the forward's stride skipped
-      args.outputPadding[i] =
-          input.size(i + 2) - transposedExtent(grad.size(i + 2), kernel[i], args.stride[i],
-                                               args.padding[i], args.dilation[i], 0);
-    args.transposed = true;
-    const at::Tensor spread = spreadAndPad(grad, kernel, args);
-    return apply(spread, weight.flip({2, 3}), regularStrideOne(args));
+    const ConvolutionArgs transposed = inputGradientArgs(grad, input, kernel, args);
+    const at::Tensor spread = spreadAndPad(grad, kernel, transposed);
+    return apply(spread, weight.flip({2, 3}), regularStrideOne(transposed));
   }
 
   static at::Tensor depthwiseWeightGradient(const at::Tensor &grad, const at::Tensor &input,

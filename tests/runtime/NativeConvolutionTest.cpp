@@ -258,11 +258,18 @@ TEST(NativeConvolution, SweepDrawsAllDimensionsModesAndGroupings) {
     if (!c.transposed && c.dims <= 2 && !depthwise && !pointwise)
       seen.insert(strideOne && paddingWithinKernel ? "2-d input gradient by convolution"
                                                    : "2-d input gradient by col2im");
+    bool noOutputPadding = true;
+    for (int64_t i = 0; i < c.dims; ++i)
+      noOutputPadding = noOutputPadding && c.outputPadding[i] == 0;
+    if (c.transposed && c.dims <= 2 && !pointwise && strideOne && paddingWithinKernel)
+      seen.insert(noOutputPadding ? "2-d transposed as a convolution"
+                                  : "2-d transposed, stride 1, output padding");
   }
   for (const char *want :
        {"1n", "1t", "2n", "2t", "3n", "3t", "1nd", "2nd", "3nd", "2td", "output padding >= stride",
         "transposed blocks that tile", "2-d patches of a batch",
-        "2-d input gradient by convolution", "2-d input gradient by col2im"})
+        "2-d input gradient by convolution", "2-d input gradient by col2im",
+        "2-d transposed as a convolution", "2-d transposed, stride 1, output padding"})
     EXPECT_TRUE(seen.count(want)) << want;
 }
 
@@ -448,8 +455,9 @@ TEST(NativeConvolution, ForwardAndBackwardRunNoConvolutionOp) {
   })) << "the depthwise formulation did not run";
 }
 
-// A stride-1 convolution's input gradient is a convolution of the gradient
-// (im2col, no col2im); a strided one's is summed by col2im.
+// A stride-1 convolution's input gradient, and a stride-1 transposed
+// convolution, are convolutions (im2col, no col2im); a strided convolution's
+// input gradient is summed by col2im.
 TEST(NativeConvolution, InputGradientOfStrideOneConvolutionGathersPatches) {
   const auto backwardOps = [](const Config &c) {
     const Operands ops = makeOperands(c, at::kFloat);
@@ -462,6 +470,7 @@ TEST(NativeConvolution, InputGradientOfStrideOneConvolutionGathersPatches) {
   EXPECT_TRUE(std::any_of(strideOne.begin(), strideOne.end(), [](const std::string &name) {
     return name.find("PatchConvolution2dFunction") != std::string::npos;
   })) << "the patch convolution's backward did not run";
+  EXPECT_FALSE(backwardOps(fixedConfig(2, true, 2, 4, 6, 3, {1, 1, 1, 0})).count("aten::col2im"));
   EXPECT_TRUE(backwardOps(fixedConfig(2, false, 2, 4, 6, 3, {2, 1, 1, 0})).count("aten::col2im"));
 }
 
