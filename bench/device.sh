@@ -32,6 +32,9 @@
 #   convlayers each distinct convolution shape of a model alone, backend device against cuDNN
 #              without TF32 and cuDNN off, forward and forward+backward (conv_layers.py;
 #              CONVLAYERS_ARGS, default the UNet)
+#   formulations  candidate ATen formulations of a 3x3 stride-1 convolution on the UNet's and
+#              resnet18's layer shapes against cuDNN and the device backend, forward
+#              (conv_formulations.py; FORMULATIONS_ARGS)
 #   cudagraph  a rewritten model captured in a CUDA graph with backend device: replay against the
 #              uncaptured run, both timed beside the original's (cuda_graph_check.py; CUDAGRAPH_ARGS)
 #   profile    where the GPU time of slow backends rows goes (profile_step.py; PROFILE_ARGS)
@@ -91,6 +94,7 @@ for name in "${@:-check bench}"; do
       diagnose) step diagnose python3 bench/diagnose_model.py ${DIAGNOSE_ARGS:-resnet101} ;;
       accuracy) step accuracy python3 bench/inference_accuracy.py ${ACCURACY_ARGS:-} ;;
       convlayers) step convlayers python3 bench/conv_layers.py ${CONVLAYERS_ARGS:-} ;;
+      formulations) step formulations python3 bench/conv_formulations.py ${FORMULATIONS_ARGS:-} ;;
       cudagraph) step cudagraph python3 bench/cuda_graph_check.py ${CUDAGRAPH_ARGS:-} ;;
       backends) step backends python3 bench/backends.py --out "$out" ${BACKENDS_ARGS:-} ;;
       *) echo "device.sh: unknown step '$s'" >&2; exit 2 ;;

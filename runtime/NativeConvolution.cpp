@@ -414,6 +414,49 @@ at::Tensor weightTimesPatches(const at::Tensor &input, const at::Tensor &weight,
   return groupedMatmul(weight, cols, args.groups).reshape(convolvedSizes(input, weight, args));
 }
 
+// Output points per image from which rowPatchConvolution2d pays (128 x 128).
+constexpr int64_t kPointsForRowPatches = int64_t{1} << 14;
+constexpr int64_t kChannelsForRowPatches = 16;
+
+// Whether a 2-d convolution gathers its patches one kernel row at a time:
+// stride 1, one group, a kernel of several rows, 16 or more input channels
+// and no more output channels than that, 128 x 128 output points or more.
+// Measured on the H200 (3x3, bench/conv_formulations.py): 0.84-0.89x the
+// whole patches' time at 256 x 256 with 32 or 64 input channels and at
+// 128 x 128 with 16; slower where the output channels outnumber the input's
+// (each kernel row's GEMM reads and writes the output again) or the images are
+// small (their patches are cheap to gather).
+bool gathersPatchesByRow(const at::Tensor &input, const at::Tensor &weight,
+                         const ConvolutionArgs &args) {
+  if (weight.dim() != 4 || args.transposed || args.groups != 1 || weight.size(2) < 2 ||
+      !allEqual(args.stride, 1))
+    return false;
+  const int64_t in = input.size(1), out = weight.size(0);
+  const Sizes sizes = convolvedSizes(input, weight, args);
+  return in >= kChannelsForRowPatches && out <= in && sizes[2] * sizes[3] >= kPointsForRowPatches;
+}
+
+// A stride-1 2-d convolution whose patches hold one kernel row: im2col with
+// the kernel 1 x kw (and both dims' padding) gathers kw taps per point over
+// every padded row, kw times the input instead of kh * kw times; kernel row i
+// is then those patches shifted by i * d rows, a view. kh GEMMs of K = C * kw,
+// accumulated into the output.
+at::Tensor rowPatchConvolution2d(const at::Tensor &input, const at::Tensor &weight,
+                                 const ConvolutionArgs &args) {
+  const int64_t n = input.size(0), in = input.size(1), out = weight.size(0);
+  const int64_t kernelRows = weight.size(2), kw = weight.size(3);
+  ConvolutionArgs rowArgs = args;
+  rowArgs.dilation[0] = 1;
+  const at::Tensor rows = patches(input, {1, kw}, rowArgs); // [N, C * kw, (H + 2p) * outW]
+  const Sizes sizes = convolvedSizes(input, weight, args);
+  const int64_t points = sizes[2] * sizes[3], rowStep = args.dilation[0] * sizes[3];
+  const at::Tensor taps = weight.permute({2, 0, 1, 3}).reshape({kernelRows, out, in * kw});
+  at::Tensor result = at::bmm(taps[0].expand({n, out, in * kw}), rows.narrow(2, 0, points));
+  for (int64_t i = 1; i < kernelRows; ++i)
+    result.baddbmm_(taps[i].expand({n, out, in * kw}), rows.narrow(2, i * rowStep, points));
+  return result.reshape(sizes);
+}
+
 // The 2-d convolution by patches, with a backward of its own, built from
 // differentiable ops (so double backward works):
 //   grad input:  the transposed convolution of the gradient;
@@ -455,6 +498,8 @@ at::Tensor convolutionByPatches(const at::Tensor &input, const at::Tensor &weigh
                                 const ConvolutionArgs &args) {
   if (weight.dim() == 4 && recordsGradient(input, weight))
     return PatchConvolution2dFunction::apply(input, weight, args);
+  if (gathersPatchesByRow(input, weight, args))
+    return rowPatchConvolution2d(input, weight, args);
   return weightTimesPatches(input, weight, patches(input, weight.sizes().slice(2), args), args);
 }
 

@@ -455,6 +455,55 @@ TEST(NativeConvolution, ForwardAndBackwardRunNoConvolutionOp) {
   })) << "the depthwise formulation did not run";
 }
 
+// Where no gradient is recorded (inference, and a backward's input gradient:
+// the stride-1 convolution of the output gradient, with input and output
+// channels swapped), a stride-1 2-d convolution with 16 or more input
+// channels, no more output channels and 128 x 128 output points or more
+// gathers its patches one kernel row at a time and accumulates a GEMM per
+// kernel row (baddbmm_); smaller images take the whole patches.
+TEST(NativeConvolution, RowPatchesMatchAtenForwardAndEveryGradient) {
+  const auto withSize = [](Config c, IntList size) {
+    c.size = std::move(size);
+    return c;
+  };
+  Config wide = fixedConfig(2, false, 1, 16, 12, 3, {1, 1, 1, 0});
+  wide.kernel = {3, 2};
+  wide.padding = {1, 0};
+  const std::vector<Config> forwardByRows{
+      withSize(fixedConfig(2, false, 1, 16, 8, 3, {1, 1, 1, 0}), {130, 129}),
+      withSize(fixedConfig(2, false, 1, 16, 16, 3, {1, 2, 2, 0}), {128, 131}),
+      withSize(wide, {129, 130})};
+  const Config inputGradientByRows =
+      withSize(fixedConfig(2, false, 1, 8, 16, 3, {1, 1, 1, 0}), {128, 128});
+  const Config small = withSize(fixedConfig(2, false, 1, 16, 8, 3, {1, 1, 1, 0}), {64, 64});
+  const auto accumulatesRows = [](const std::function<void()> &fn) {
+    return opsRunBy(fn).count("aten::baddbmm_") > 0;
+  };
+  const auto inference = [&](const Config &c) {
+    const Operands ops = makeOperands(c, at::kDouble);
+    at::NoGradGuard noGrad;
+    at::Tensor got, want = atenConv(c, ops);
+    const bool byRows = accumulatesRows([&] { got = nativeConv(c, ops); });
+    EXPECT_TRUE(close("inference output", got, want, 1e-10)) << c.describe();
+    return byRows;
+  };
+  const auto training = [&](const Config &c) {
+    const Operands ops = makeOperands(c, at::kDouble);
+    Result got;
+    const bool byRows = accumulatesRows([&] { got = forwardAndGradients(nativeConv, c, ops); });
+    expectSame(got, forwardAndGradients(atenConv, c, ops), 1e-10, c);
+    return byRows;
+  };
+  for (const Config &c : forwardByRows) {
+    EXPECT_TRUE(inference(c)) << c.describe();
+    training(c);
+  }
+  EXPECT_FALSE(inference(inputGradientByRows));
+  EXPECT_TRUE(training(inputGradientByRows));
+  EXPECT_FALSE(inference(small));
+  EXPECT_FALSE(training(small));
+}
+
 // A stride-1 convolution's input gradient, and a stride-1 transposed
 // convolution, are convolutions (im2col, no col2im); a strided convolution's
 // input gradient is summed by col2im.
