@@ -420,8 +420,8 @@ constexpr int64_t kChannelsForRowPatches = 16;
 
 // Whether a 2-d convolution gathers its patches one kernel row at a time:
 // stride 1, one group, a kernel of several rows, 16 or more input channels
-// and no more output channels than that, 128 x 128 output points or more.
-// Measured on the H200 (3x3, bench/conv_formulations.py): 0.84-0.89x the
+// and no fewer than output channels, 128 x 128 output points or more.
+// Measured on the H200 (3x3, bench/conv_formulations.py): 0.8-0.9x the
 // whole patches' time at 256 x 256 with 32 or 64 input channels and at
 // 128 x 128 with 16; slower where the output channels outnumber the input's
 // (each kernel row's GEMM reads and writes the output again) or the images are
