@@ -414,96 +414,63 @@ at::Tensor weightTimesPatches(const at::Tensor &input, const at::Tensor &weight,
   return groupedMatmul(weight, cols, args.groups).reshape(convolvedSizes(input, weight, args));
 }
 
-// Output points per image from which row patches pay (128 x 128).
+// Output points per image from which rowPatchConvolution2d pays (128 x 128).
 constexpr int64_t kPointsForRowPatches = int64_t{1} << 14;
 constexpr int64_t kChannelsForRowPatches = 16;
 
-// Whether a 2-d convolution gathers its patches one kernel row at a time
-// (rowPatches): stride 1, one group, a kernel of several rows, 16 or more
-// input channels and no fewer than output channels, 128 x 128 output points
-// or more. Measured on the H200 (3x3, bench/conv_formulations.py): 0.8-0.9x
-// the whole patches' time at 256 x 256 with 32 or 64 input channels and at
+// Whether a 2-d convolution gathers its patches one kernel row at a time:
+// stride 1, one group, a kernel of several rows, 16 or more input channels
+// and no fewer than output channels, 128 x 128 output points or more.
+// Measured on the H200 (3x3, bench/conv_formulations.py): 0.8-0.9x the
+// whole patches' time at 256 x 256 with 32 or 64 input channels and at
 // 128 x 128 with 16; slower where the output channels outnumber the input's
 // (each kernel row's GEMM reads and writes the output again) or the images are
 // small (their patches are cheap to gather).
 bool gathersPatchesByRow(const at::Tensor &input, const at::Tensor &weight,
                          const ConvolutionArgs &args) {
   if (weight.dim() != 4 || args.transposed || args.groups != 1 || weight.size(2) < 2 ||
-      !allEqual(args.stride, 1) || input.size(0) == 0)
+      !allEqual(args.stride, 1))
     return false;
   const int64_t in = input.size(1), out = weight.size(0);
   const Sizes sizes = convolvedSizes(input, weight, args);
   return in >= kChannelsForRowPatches && out <= in && sizes[2] * sizes[3] >= kPointsForRowPatches;
 }
 
-// The patches of one kernel row of a stride-1 2-d convolution: im2col with
+// A stride-1 2-d convolution whose patches hold one kernel row: im2col with
 // the kernel 1 x kw (and both dims' padding) gathers kw taps per point over
-// every padded row, [N, C * kw, (H + 2p) * outW]: kw times the input instead
-// of kh * kw times. Kernel row i reads them shifted by i * d rows, a view.
-at::Tensor rowPatches(const at::Tensor &input, int64_t kernelColumns, const ConvolutionArgs &args) {
+// every padded row, kw times the input instead of kh * kw times; kernel row i
+// is then those patches shifted by i * d rows, a view. kh GEMMs of K = C * kw,
+// accumulated into the output.
+at::Tensor rowPatchConvolution2d(const at::Tensor &input, const at::Tensor &weight,
+                                 const ConvolutionArgs &args) {
+  const int64_t n = input.size(0), in = input.size(1), out = weight.size(0);
+  const int64_t kernelRows = weight.size(2), kw = weight.size(3);
   ConvolutionArgs rowArgs = args;
   rowArgs.dilation[0] = 1;
-  return patches(input, {1, kernelColumns}, rowArgs);
-}
-
-// Where kernel row i reads the row patches: [N, C * kw, outH * outW].
-at::Tensor shiftedRows(const at::Tensor &rows, int64_t i, const Sizes &outSizes,
-                       const ConvolutionArgs &args) {
-  return rows.narrow(-1, i * args.dilation[0] * outSizes[3], outSizes[2] * outSizes[3]);
-}
-
-// The weight times row patches: kh batched GEMMs of K = C * kw, accumulated.
-at::Tensor weightTimesRowPatches(const at::Tensor &input, const at::Tensor &weight,
-                                 const at::Tensor &rows, const ConvolutionArgs &args) {
-  const int64_t n = input.size(0), out = weight.size(0), kernelRows = weight.size(2);
-  const int64_t k = weight.size(1) * weight.size(3);
+  const at::Tensor rows = patches(input, {1, kw}, rowArgs); // [N, C * kw, (H + 2p) * outW]
   const Sizes sizes = convolvedSizes(input, weight, args);
-  const at::Tensor taps = weight.permute({2, 0, 1, 3}).reshape({kernelRows, out, k});
-  at::Tensor result = at::bmm(taps[0].expand({n, out, k}), shiftedRows(rows, 0, sizes, args));
+  const int64_t points = sizes[2] * sizes[3], rowStep = args.dilation[0] * sizes[3];
+  const at::Tensor taps = weight.permute({2, 0, 1, 3}).reshape({kernelRows, out, in * kw});
+  at::Tensor result = at::bmm(taps[0].expand({n, out, in * kw}), rows.narrow(2, 0, points));
   for (int64_t i = 1; i < kernelRows; ++i)
-    result.baddbmm_(taps[i].expand({n, out, k}), shiftedRows(rows, i, sizes, args));
+    result.baddbmm_(taps[i].expand({n, out, in * kw}), rows.narrow(2, i * rowStep, points));
   return result.reshape(sizes);
 }
 
-// The weight gradient from row patches: for each kernel row, the output
-// gradient [O, points] of each image times its shifted rows, transposed,
-// accumulated over the images (one GEMM per image, split along its points by
-// the GEMM itself, as sharedLhsGradient does for large images); the rows are
-// read in place. Differentiable (for double backward).
-at::Tensor rowPatchWeightGradient(const at::Tensor &grad, const at::Tensor &rows,
-                                  const at::Tensor &weight, const ConvolutionArgs &args) {
-  const int64_t n = grad.size(0), out = weight.size(0);
-  const Sizes sizes = grad.sizes().vec();
-  const at::Tensor g = grad.reshape({n, out, sizes[2] * sizes[3]});
-  std::vector<at::Tensor> kernelRows;
-  for (int64_t i = 0; i < weight.size(2); ++i) {
-    const at::Tensor shifted = shiftedRows(rows, i, sizes, args);
-    at::Tensor sum = at::mm(g[0], shifted[0].t());
-    for (int64_t b = 1; b < n; ++b)
-      sum = at::addmm(sum, g[b], shifted[b].t());
-    kernelRows.push_back(sum.reshape({out, weight.size(1), weight.size(3)}));
-  }
-  return at::stack(kernelRows, 2);
-}
-
-// The 2-d convolution by patches (row patches where gathersPatchesByRow),
-// with a backward of its own, built from differentiable ops (so double
-// backward works):
+// The 2-d convolution by patches, with a backward of its own, built from
+// differentiable ops (so double backward works):
 //   grad input:  the transposed convolution of the gradient;
-//   grad weight: from the saved patches (recomputed from the input under
-//                create_graph, so that they carry its graph).
+//   grad weight: sharedLhsGradient of the saved patches (recomputed from the
+//                input under create_graph, so that they carry its graph).
 class PatchConvolution2dFunction : public torch::autograd::Function<PatchConvolution2dFunction> {
 public:
   static at::Tensor forward(torch::autograd::AutogradContext *ctx, const at::Tensor &input,
                             const at::Tensor &weight, const ConvolutionArgs &args) {
     at::AutoDispatchBelowADInplaceOrView belowAutograd;
-    const bool byRow = gathersPatchesByRow(input, weight, args);
-    const at::Tensor cols = patchesFor(input, weight, args, byRow);
+    const at::Tensor cols = patches(input, weight.sizes().slice(2), args);
     ctx->save_for_backward({input, weight, cols});
     saveArgs(ctx, args);
-    ctx->saved_data["byRow"] = byRow;
-    return byRow ? weightTimesRowPatches(input, weight, cols, args)
-                 : weightTimesPatches(input, weight, cols, args);
+    return weightTimesPatches(input, weight, cols, args);
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext *ctx,
@@ -511,27 +478,18 @@ public:
     const auto saved = ctx->get_saved_variables();
     const at::Tensor &input = saved[0], &weight = saved[1], &grad = grads[0];
     const ConvolutionArgs args = savedArgs(ctx);
-    const bool byRow = ctx->saved_data["byRow"].toBool();
+    const auto kernel = weight.sizes().slice(2);
     at::Tensor gradInput, gradWeight;
     if (ctx->needs_input_grad(0))
-      gradInput = transposedConvolution2d(
-          grad, weight, inputGradientArgs(grad, input, weight.sizes().slice(2), args));
+      gradInput =
+          transposedConvolution2d(grad, weight, inputGradientArgs(grad, input, kernel, args));
     if (ctx->needs_input_grad(1)) {
-      const at::Tensor cols =
-          at::GradMode::is_enabled() ? patchesFor(input, weight, args, byRow) : saved[2];
-      gradWeight = byRow ? rowPatchWeightGradient(grad, cols, weight, args)
-                         : sharedLhsGradient(grad.flatten(2), cols, args.groups,
-                                             weight.size(0) / args.groups)
-                               .reshape(weight.sizes());
+      const at::Tensor cols = at::GradMode::is_enabled() ? patches(input, kernel, args) : saved[2];
+      gradWeight =
+          sharedLhsGradient(grad.flatten(2), cols, args.groups, weight.size(0) / args.groups)
+              .reshape(weight.sizes());
     }
     return {gradInput, gradWeight, at::Tensor()};
-  }
-
-private:
-  static at::Tensor patchesFor(const at::Tensor &input, const at::Tensor &weight,
-                               const ConvolutionArgs &args, bool byRow) {
-    return byRow ? rowPatches(input, weight.size(3), args)
-                 : patches(input, weight.sizes().slice(2), args);
   }
 };
 
@@ -541,7 +499,7 @@ at::Tensor convolutionByPatches(const at::Tensor &input, const at::Tensor &weigh
   if (weight.dim() == 4 && recordsGradient(input, weight))
     return PatchConvolution2dFunction::apply(input, weight, args);
   if (gathersPatchesByRow(input, weight, args))
-    return weightTimesRowPatches(input, weight, rowPatches(input, weight.size(3), args), args);
+    return rowPatchConvolution2d(input, weight, args);
   return weightTimesPatches(input, weight, patches(input, weight.sizes().slice(2), args), args);
 }
 
