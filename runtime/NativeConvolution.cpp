@@ -498,6 +498,8 @@ at::Tensor convolutionByPatches(const at::Tensor &input, const at::Tensor &weigh
                                 const ConvolutionArgs &args) {
   if (weight.dim() == 4 && recordsGradient(input, weight))
     return PatchConvolution2dFunction::apply(input, weight, args);
+  // Recorded convolutions keep the whole patches for the weight gradient: from
+  // row patches it halved the UNet step's memory but took 1.12-1.14x its time.
   if (gathersPatchesByRow(input, weight, args))
     return rowPatchConvolution2d(input, weight, args);
   return weightTimesPatches(input, weight, patches(input, weight.sizes().slice(2), args), args);
