@@ -47,22 +47,14 @@ SHAPES = [  # (name, input shape, output channels)
 ]
 
 
-def padded(x):
-    """x padded by one on every side, [N, C, Hp * Wp]."""
-    return F.pad(x, (1, 1, 1, 1)).flatten(2)
-
-
-def cropped(out, h, w):
-    """The padded grid's output [N, O, Hp * Wp] cropped to [N, O, H, W], contiguous."""
-    n, o, _ = out.shape
-    return out.view(n, o, h + 2, w + 2)[:, :, :h, :w].contiguous()
-
-
 def shift9(x, w):
+    """No patches: the output on the padded grid [Hp * Wp] (its last two rows and columns
+    cropped), where tap (kh, kw) of every point reads the padded input at the offset
+    kh * Wp + kw, a view; nine accumulating GEMMs of K = C."""
     n, c, h, wd = x.shape
     o = w.shape[0]
     wp = wd + 2
-    xp = padded(x)
+    xp = F.pad(x, (1, 1, 1, 1)).flatten(2)
     grid = xp.shape[2]
     valid = grid - 2 * wp - 2  # the grid points past these are all cropped
     taps = w.permute(2, 3, 0, 1).reshape(9, o, c).contiguous()
@@ -74,15 +66,13 @@ def shift9(x, w):
             torch.matmul(taps[t], view, out=out[:, :, :valid])
         else:
             out[:, :, :valid].baddbmm_(taps[t].expand(n, o, c), view)
-    return cropped(out, h, wd)
-
-
+    return out.view(n, o, h + 2, wp)[:, :, :h, :wd].contiguous()
 
 
 def rows_im2col(x, w):
-    """rows3 with the kw taps gathered by im2col (kernel 1 x 3, padding 1 on both dims: 3x the
-    input, H + 2 rows of W points): a kh tap is then a view shifted by kh whole rows, the output
-    lands on its own grid (no crop) and no padded copy is made."""
+    """Row patches: im2col of one kernel row (kernel 1 x 3, padding 1 on both dims: 3x the input,
+    H + 2 rows of W points); kernel row kh is a view of them shifted by kh whole rows; three
+    accumulating GEMMs of K = 3C."""
     n, c, h, wd = x.shape
     o = w.shape[0]
     rows = F.unfold(x, (1, 3), padding=1)  # [N, 3C, (H + 2) * W]
@@ -129,18 +119,11 @@ def winograd43(x, w):
     return y.permute(3, 2, 4, 0, 5, 1).reshape(n, o, 4 * th, 4 * tw)[:, :, :h, :wd].contiguous()
 
 
-
-
-
-
 def im2col(x, w):
+    """The whole patches (9x the input) by im2col, one GEMM of K = 9C."""
     n, c, h, wd = x.shape
     cols = F.unfold(x, 3, padding=1)
     return torch.matmul(w.reshape(w.shape[0], -1), cols).view(n, -1, h, wd)
-
-
-
-
 
 
 def copied_patches(x, w):
