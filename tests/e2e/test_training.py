@@ -46,35 +46,38 @@ class TrainingTest(unittest.TestCase):
     def tearDownClass(cls):
         shutil.rmtree(cls.dir, ignore_errors=True)
 
-    def rewritten(self, name, mode, regions='auto'):
-        out = os.path.join(self.dir, f'{name}_{mode}_{regions}.rdna1.pt')
+    def rewritten(self, path, regions='auto'):
+        out = os.path.join(self.dir, f'{os.path.basename(path)[:-3]}_{regions}.rdna1.pt')
         if not os.path.exists(out):
-            result = rewrite(f'--regions={regions}', sample(name, mode), out)
+            result = rewrite(f'--regions={regions}', path, out)
             self.assertEqual(result.returncode, 0, result.stderr)
         return out
 
-    def trained_original(self, name, mode, reorders):
+    def trained_original(self, name, path, shape, reorders):
         """Steps, tolerance, losses and state_dict of the original trained. `reorders`: the run it
         is compared with sums in another order than the original's (the stand-in device's host
         convolutions, or the device backend's native ones)."""
-        shape = sample_models.SAMPLES[name][1]
         steps, tolerance = CHAOTIC[name] if reorders and name in CHAOTIC else (STEPS, 1e-5)
-        original = torch.jit.load(sample(name, mode))
+        original = torch.jit.load(path)
         losses = train(original, shape, steps=steps)
         state = original.state_dict()
         if reorders and name not in CHAOTIC:
-            tolerance = max(tolerance, 4 * channels_last_floor(sample(name, mode), shape, steps, state))
+            tolerance = max(tolerance, 4 * channels_last_floor(path, shape, steps, state))
         return steps, tolerance, losses, state
 
-    def check_training(self, regions_and_backends, reorders):
-        for name, mode in (('unet', 'scripted'), ('audio', 'traced'), ('resnet18', 'scripted')):
-            steps, tolerance, expected, expected_state = self.trained_original(name, mode, reorders)
+    def check_training(self, regions_and_backends, reorders, models=None):
+        """models: (name, path, input shape) of scripted or traced models; the samples by default."""
+        if models is None:
+            models = [(name, sample(name, mode), sample_models.SAMPLES[name][1])
+                      for name, mode in (('unet', 'scripted'), ('audio', 'traced'), ('resnet18', 'scripted'))]
+        for name, path, shape in models:
+            steps, tolerance, expected, expected_state = self.trained_original(name, path, shape, reorders)
             for regions, backend in regions_and_backends:
-                with self.subTest(sample=(name, mode), regions=regions, backend=backend):
-                    rewritten = rdna1.load(self.rewritten(name, mode, regions))
+                with self.subTest(model=os.path.basename(path), regions=regions, backend=backend):
+                    rewritten = rdna1.load(self.rewritten(path, regions))
                     rdna1.set_backend(backend)
                     try:
-                        actual = train(rewritten, sample_models.SAMPLES[name][1], steps=steps)
+                        actual = train(rewritten, shape, steps=steps)
                     finally:
                         rdna1.set_backend(None)
                     torch.testing.assert_close(torch.tensor(actual), torch.tensor(expected), rtol=1e-4,
@@ -99,9 +102,19 @@ class TrainingTest(unittest.TestCase):
     def test_device_backend_losses_and_state_track_original(self):
         self.check_training([('auto', 'device')], reorders=True)
 
+    def test_device_backend_row_patches_track_original(self):
+        """A UNet at 128x128 with 16 channels: the device backend's input gradients of its
+        16-channel layers gather a kernel row's patches at a time (baddbmm_ in the op record)."""
+        torch.manual_seed(0)
+        path = os.path.join(self.dir, 'unet128_scripted.pt')
+        torch.jit.script(sample_models.SmallUNet(width=16)).save(path)
+        with torch.autograd.profiler.profile() as record:
+            self.check_training([('auto', 'device')], reorders=True, models=[('unet128', path, (2, 3, 128, 128))])
+        self.assertIn('aten::baddbmm_', {event.name for event in record.function_events})
+
     def test_training_script_runs(self):
         result = run(PYTHON, os.path.join(SOURCE_DIR, 'samples', 'train_rewritten.py'),
-                     self.rewritten('audio', 'scripted'), '2x1x1600', '--steps', '2')
+                     self.rewritten(sample('audio', 'scripted')), '2x1x1600', '--steps', '2')
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertRegex(result.stdout, r'step 0: loss \d+\.\d+\nstep 1: loss \d+\.\d+')
 
