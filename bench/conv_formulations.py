@@ -20,11 +20,16 @@ Each timed as captured in a CUDA graph (the GPU's time) and eagerly (the host's 
     conv_formulations.py [--rounds 30] [--iterations 10]   (on a CUDA/HIP device)
 """
 import argparse
+import os
 import statistics
 import sys
 
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cuda_graph_check  # noqa: E402  (CUDA graph capture)
+import rdna1  # noqa: E402
 
 SHAPES = [  # (name, input shape, output channels)
     ('unet enc1b', (2, 32, 256, 256), 32),
@@ -186,16 +191,7 @@ def eager(step, x, w, iterations):
 def graphed(step, x, w, iterations):
     """iterations calls of step captured in one CUDA graph: replaying it times the GPU's work
     without the host's time per launch."""
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(3):
-            step(x, w)
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        for _ in range(iterations):
-            step(x, w)
+    graph, _ = cuda_graph_check.captured(lambda static: [step(static, w) for _ in range(iterations)], x)
     return graph.replay
 
 
@@ -210,13 +206,7 @@ def main():
     candidates = {'cudnn32': cudnn, 'device': device_backend, 'im2col': im2col, 'gemm_only': gemm_only,
                   'copied_patches': copied_patches, 'rows_im2col': rows_im2col, 'shift9': shift9,
                   'winograd43': winograd43}
-    try:
-        import rdna1
-        rdna1.load_runtime()
-        rdna1.set_backend('device')
-    except Exception as error:  # the formulations need no runtime
-        print(f'no runtime ({error}); device column left out', file=sys.stderr)
-        del candidates['device']
+    rdna1.set_backend('device')
     for timing in (graphed, eager):
         print(f'{timing.__name__}: ms a call')
         table(candidates, list(candidates), timing, args)

@@ -445,9 +445,8 @@ at::Tensor rowPatchConvolution2d(const at::Tensor &input, const at::Tensor &weig
                                  const ConvolutionArgs &args) {
   const int64_t n = input.size(0), in = input.size(1), out = weight.size(0);
   const int64_t kernelRows = weight.size(2), kw = weight.size(3);
-  ConvolutionArgs rowArgs = args;
-  rowArgs.dilation[0] = 1;
-  const at::Tensor rows = patches(input, {1, kw}, rowArgs); // [N, C * kw, (H + 2p) * outW]
+  // A kernel of one row ignores the rows' dilation: [N, C * kw, (H + 2p) * outW].
+  const at::Tensor rows = patches(input, {1, kw}, args);
   const Sizes sizes = convolvedSizes(input, weight, args);
   const int64_t points = sizes[2] * sizes[3], rowStep = args.dilation[0] * sizes[3];
   const at::Tensor taps = weight.permute({2, 0, 1, 3}).reshape({kernelRows, out, in * kw});
@@ -493,13 +492,15 @@ public:
   }
 };
 
-// 2-d and 3-d: the weight times the patches, in one batched matrix product.
+// 2-d and 3-d: the weight times the patches (a kernel row's at a time where
+// gathersPatchesByRow), in batched matrix products.
 at::Tensor convolutionByPatches(const at::Tensor &input, const at::Tensor &weight,
                                 const ConvolutionArgs &args) {
   if (weight.dim() == 4 && recordsGradient(input, weight))
     return PatchConvolution2dFunction::apply(input, weight, args);
-  // Recorded convolutions keep the whole patches for the weight gradient: from
-  // row patches it halved the UNet step's memory but took 1.12-1.14x its time.
+  // Recorded convolutions keep the whole patches for the weight gradient:
+  // computed from row patches instead, it halves the UNet step's memory but
+  // takes 1.12-1.14x its time (bench/RESULTS.md).
   if (gathersPatchesByRow(input, weight, args))
     return rowPatchConvolution2d(input, weight, args);
   return weightTimesPatches(input, weight, patches(input, weight.sizes().slice(2), args), args);
