@@ -14,13 +14,6 @@ in alternation, forward only; each one's relative error against float64 beside c
                   each tap a view of the padded input shifted by the tap's offset
   winograd43      Winograd F(4x4, 3x3): tiles (2.25x the input), transforms as GEMMs, 36
                   products of a quarter of the multiplications
-  banded_q        im2col and its GEMM a band of output rows at a time, each band's patches
-                  about a quarter of the GPU's L2 cache, so that the GEMM reads them from the
-                  cache (banded_h: half of it)
-  overlap_b       im2col of each image (overlap_b2, b4: of each half, quarter of an image's
-                  rows) on a second stream while the first runs the GEMMs of the images already
-                  gathered: the gather's copies overlap the GEMMs' arithmetic
-  overlap_rows    the same with row patches, an image at a time
 
 Each timed as captured in a CUDA graph (the GPU's time) and eagerly (the host's launches included).
 
@@ -131,125 +124,6 @@ def winograd43(x, w):
     return y.permute(3, 2, 4, 0, 5, 1).reshape(n, o, 4 * th, 4 * tw)[:, :, :h, :wd].contiguous()
 
 
-def l2_bytes():
-    return torch.cuda.get_device_properties(torch.cuda.current_device()).L2_cache_size
-
-
-def banded(x, w, budget):
-    """im2col and its GEMM one band of output rows at a time, each band's patches at most budget
-    bytes: the patches of one band are written to and read from the L2 cache, and the caching
-    allocator hands every band the block the previous one freed. The first and last bands pad
-    both ends and drop the row that padding adds."""
-    n, c, h, wd = x.shape
-    o = w.shape[0]
-    k = 9 * c
-    rows = max(1, min(h, budget // (n * k * wd * x.element_size())))
-    wk = w.reshape(o, k).expand(n, o, k)
-    out = x.new_empty(n, o, h * wd)
-    for r0 in range(0, h, rows):
-        r1 = min(h, r0 + rows)
-        lo, hi = max(0, r0 - 1), min(h, r1 + 1)
-        band = x[:, :, lo:hi]
-        top = 1 if r0 == 0 else 0
-        bottom = 1 if r1 == h else 0
-        if top or bottom:
-            cols = F.unfold(band, 3, padding=1)
-            first = 0 if top else 1
-            cols = cols[:, :, first * wd:(first + r1 - r0) * wd]
-        else:
-            cols = F.unfold(band, 3, padding=(0, 1))
-        torch.bmm(wk, cols, out=out[:, :, r0 * wd:r1 * wd])
-        del cols
-    return out.view(n, o, h, wd)
-
-
-def banded_q(x, w):
-    return banded(x, w, l2_bytes() // 4)
-
-
-def banded_h(x, w):
-    return banded(x, w, l2_bytes() // 2)
-
-
-def band_patches(x, r0, r1):
-    """im2col's patches [N, 9C, (r1 - r0) * W] of output rows [r0, r1): input rows r0 - 1 to r1
-    (padding 1), the image's edges padded."""
-    h, wd = x.shape[2], x.shape[3]
-    if r0 == 0 and r1 == h:
-        return F.unfold(x, 3, padding=1)
-    lo, hi = max(0, r0 - 1), min(h, r1 + 1)
-    if r0 == 0 or r1 == h:
-        first = 0 if r0 == 0 else 1
-        return F.unfold(x[:, :, lo:hi], 3, padding=1)[:, :, first * wd:(first + r1 - r0) * wd]
-    return F.unfold(x[:, :, lo:hi], 3, padding=(0, 1))
-
-
-_SIDE = {}
-
-
-def overlapped(x, w, bands):
-    """Patches gathered on a side stream, a band of an image's rows at a time, each band's GEMM on
-    the current stream as soon as its patches are there."""
-    n, c, h, wd = x.shape
-    o = w.shape[0]
-    main = torch.cuda.current_stream()
-    side = _SIDE.setdefault(x.device, torch.cuda.Stream(x.device))
-    side.wait_stream(main)
-    out = x.new_empty(n, o, h * wd)
-    wk = w.reshape(o, 9 * c)
-    edges = [h * b // bands for b in range(bands + 1)]
-    gathered = []
-    with torch.cuda.stream(side):
-        for i in range(n):
-            for r0, r1 in zip(edges, edges[1:]):
-                cols = band_patches(x[i:i + 1], r0, r1)[0]
-                cols.record_stream(main)
-                done = torch.cuda.Event()
-                done.record(side)
-                gathered.append((i, r0, r1, cols, done))
-    for i, r0, r1, cols, done in gathered:
-        main.wait_event(done)
-        torch.mm(wk, cols, out=out[i, :, r0 * wd:r1 * wd])
-    return out.view(n, o, h, wd)
-
-
-def overlap_rows(x, w):
-    n, c, h, wd = x.shape
-    o = w.shape[0]
-    main = torch.cuda.current_stream()
-    side = _SIDE.setdefault(x.device, torch.cuda.Stream(x.device))
-    side.wait_stream(main)
-    out = x.new_empty(n, o, h * wd)
-    taps = w.permute(2, 0, 1, 3).reshape(3, o, 3 * c)
-    points = h * wd
-    gathered = []
-    with torch.cuda.stream(side):
-        for i in range(n):
-            rows = F.unfold(x[i:i + 1], (1, 3), padding=1)[0]
-            rows.record_stream(main)
-            done = torch.cuda.Event()
-            done.record(side)
-            gathered.append((rows, done))
-    for i, (rows, done) in enumerate(gathered):
-        main.wait_event(done)
-        torch.mm(taps[0], rows[:, :points], out=out[i])
-        for kh in (1, 2):
-            out[i].addmm_(taps[kh], rows[:, kh * wd:kh * wd + points])
-    return out.view(n, o, h, wd)
-
-
-def overlap_b(x, w):
-    return overlapped(x, w, 1)
-
-
-def overlap_b2(x, w):
-    return overlapped(x, w, 2)
-
-
-def overlap_b4(x, w):
-    return overlapped(x, w, 4)
-
-
 def im2col(x, w):
     """The whole patches (9x the input) by im2col, one GEMM of K = 9C."""
     n, c, h, wd = x.shape
@@ -325,21 +199,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--rounds', type=int, default=30)
     parser.add_argument('--iterations', type=int, default=10)
-    parser.add_argument('--only', help='comma-separated formulations (cudnn32 always runs)')
-    parser.add_argument('--shapes', help='comma-separated substrings of the layers to time')
     args = parser.parse_args()
     torch.backends.cudnn.benchmark = True
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
     candidates = {'cudnn32': cudnn, 'device': device_backend, 'im2col': im2col, 'gemm_only': gemm_only,
                   'copied_patches': copied_patches, 'rows_im2col': rows_im2col, 'shift9': shift9,
-                  'winograd43': winograd43, 'banded_q': banded_q, 'banded_h': banded_h,
-                  'overlap_b': overlap_b, 'overlap_b2': overlap_b2, 'overlap_b4': overlap_b4,
-                  'overlap_rows': overlap_rows}
-    if args.only:
-        candidates = {k: v for k, v in candidates.items() if k in args.only.split(',') or k == 'cudnn32'}
-    if args.shapes:
-        SHAPES[:] = [s for s in SHAPES if any(p in s[0] for p in args.shapes.split(','))]
+                  'winograd43': winograd43}
     rdna1.set_backend('device')
     for timing in (graphed, eager):
         print(f'{timing.__name__}: ms a call')

@@ -12,7 +12,6 @@ inline const c10::Symbol kConv = c10::Symbol::fromQualString(ops::kConv);
 inline const c10::Symbol kConvBackward = c10::Symbol::fromQualString(ops::kConvBackward);
 inline const c10::Symbol kBatchNorm = c10::Symbol::fromQualString(ops::kBatchNorm);
 inline const c10::Symbol kInstanceNorm = c10::Symbol::fromQualString(ops::kInstanceNorm);
-inline const c10::Symbol kConvBatchNorm = c10::Symbol::fromQualString(ops::kConvBatchNorm);
 inline const c10::Symbol kLstm = c10::Symbol::fromQualString(ops::kLstm);
 inline const c10::Symbol kGru = c10::Symbol::fromQualString(ops::kGru);
 inline const c10::Symbol kRnnTanh = c10::Symbol::fromQualString(ops::kRnnTanh);

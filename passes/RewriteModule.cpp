@@ -4,7 +4,6 @@
 
 #include "DisableCudnnInNorms.h"
 #include "FindDnnLibraryCalls.h"
-#include "FuseConvBatchNorm.h"
 #include "InsertHostRegions.h"
 #include "LowerBatchNorms.h"
 #include "LowerConvolutionBackward.h"
@@ -52,11 +51,6 @@ bool isNormCall(const torch::jit::Node *node) {
   return node->kind() == symbols::kBatchNorm || node->kind() == symbols::kInstanceNorm;
 }
 
-// A fused call is a convolution layer and a norm layer.
-bool isFusedCall(const torch::jit::Node *node) {
-  return node->kind() == symbols::kConvBatchNorm;
-}
-
 bool isRecurrentCall(const torch::jit::Node *node) {
   return node->kind() == symbols::kLstm || node->kind() == symbols::kGru ||
          node->kind() == symbols::kRnnTanh || node->kind() == symbols::kRnnRelu;
@@ -83,8 +77,8 @@ struct LayerCalls {
 LayerCalls callsIn(torch::jit::Block *block) {
   LayerCalls calls;
   for (torch::jit::Node *node : block->nodes()) {
-    calls.convolutions += isConvolutionCall(node) || isFusedCall(node) ? 1 : 0;
-    calls.norms += isNormCall(node) || isFusedCall(node) ? 1 : 0;
+    calls.convolutions += isConvolutionCall(node) ? 1 : 0;
+    calls.norms += isNormCall(node) ? 1 : 0;
     calls.recurrent += isRecurrentCall(node) ? 1 : 0;
     LayerCalls inner;
     for (torch::jit::Block *branch : node->blocks()) {
@@ -228,23 +222,6 @@ std::vector<torch::jit::Function *> allFunctions(const torch::jit::Module &modul
   return functions;
 }
 
-namespace {
-
-// Last, over every graph: the region passes place each op on its own, and the
-// eval copies exist by now.
-void fuseConvNorms(const torch::jit::Module &module, ModuleReport &report) {
-  for (torch::jit::Function *function : allFunctions(module)) {
-    if (!function->isGraphFunction())
-      continue;
-    const ConvNormFusion fusion = FuseConvBatchNorm(torch::jit::toGraphFunction(*function).graph());
-    report.fusedConvNorms += fusion.fused;
-    for (const std::string &why : fusion.declined)
-      report.fusionDecisions.push_back(function->qualname().qualifiedName() + ": " + why);
-  }
-}
-
-} // namespace
-
 // All instances of a scripted class share one graph per method, so walking the
 // compilation units reaches each graph exactly once without inlining.
 ModuleReport RewriteModule(torch::jit::Module &module, const RewriteOptions &options) {
@@ -260,7 +237,6 @@ ModuleReport RewriteModule(torch::jit::Module &module, const RewriteOptions &opt
   }
   if (options.regions == RegionMode::Auto)
     insertRegions(module, report);
-  fuseConvNorms(module, report);
   // A model that now calls the runtime gets its default, "auto" too (SetDefaultBackend.h); one
   // with nothing rewritten keeps what it had, unless a default was asked for.
   report.defaultBackend = options.backend;

@@ -30,10 +30,6 @@ struct ModuleReport {
   int regions = 0;                   // host regions inserted
   // Why regions were dropped, cut or trimmed, and which module flags were frozen.
   std::vector<std::string> regionDecisions;
-  // Convolutions fused with the batch norm they feed (FuseConvBatchNorm.h), code sites, and the
-  // pairs left as two calls, with why.
-  int fusedConvNorms = 0;
-  std::vector<std::string> fusionDecisions;
   // Layers as a user counts them: convolution, norm and recurrent calls in the module's
   // largest own method (forward, for most models) with every call inlined. (A
   // class's method graph is one code site however many instances call it.)
@@ -49,8 +45,7 @@ struct ModuleReport {
   bool safe() const;
   // Nothing rewritten: no convolution, norm, recurrent layer or region (e.g. a rewritten model).
   bool unchanged() const {
-    return convolutions() + norms() + recurrent() == 0 && regions == 0 && fusedConvNorms == 0 &&
-           !backendChanged;
+    return convolutions() + norms() + recurrent() == 0 && regions == 0 && !backendChanged;
   }
 };
 

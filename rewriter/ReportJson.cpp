@@ -62,8 +62,6 @@ std::string reportJson(const passes::ModuleReport &report, const std::string &in
   out += field("host_regions", std::to_string(report.regions));
   out += field("default_backend", quoted(report.defaultBackend));
   out += field("region_decisions", strings(report.regionDecisions));
-  out += field("fused_conv_norms", std::to_string(report.fusedConvNorms));
-  out += field("fusion_decisions", strings(report.fusionDecisions));
   out += ",\n  \"methods\": [";
   const char *separator = "\n";
   for (const auto &method : report.methods) {

@@ -31,18 +31,15 @@ std::map<std::string, int64_t> Counters::snapshot() const {
           {"vendor_convolutions", vendorConvolutions.load()},
           {"eval_norms", evalNorms.load()},
           {"eval_norm_scales", evalNormScales.load()},
-          {"folded_conv_norms", foldedConvNorms.load()},
-          {"conv_norm_folds", convNormFolds.load()},
           {"trainings_with_conv_regions", convRegionTrainings.load()},
           {"trainings_with_auto_regions", autoRegionTrainings.load()}};
 }
 
 void Counters::reset() {
-  for (auto *counter :
-       {&toHostCopies, &toHostBytes, &toDeviceCopies, &toDeviceBytes, &paramCopies, &paramBytes,
-        &paramHits, &hostConvolutions, &hostConvolutionNanos, &nativeConvolutions,
-        &vendorConvolutions, &evalNorms, &evalNormScales, &foldedConvNorms, &convNormFolds,
-        &convRegionTrainings, &autoRegionTrainings})
+  for (auto *counter : {&toHostCopies, &toHostBytes, &toDeviceCopies, &toDeviceBytes, &paramCopies,
+                        &paramBytes, &paramHits, &hostConvolutions, &hostConvolutionNanos,
+                        &nativeConvolutions, &vendorConvolutions, &evalNorms, &evalNormScales,
+                        &convRegionTrainings, &autoRegionTrainings})
     counter->store(0);
 }
 

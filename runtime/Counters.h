@@ -23,8 +23,6 @@ struct Counters {
   std::atomic<int64_t> vendorConvolutions{0}; // through ATen's convolution (backend vendor)
   std::atomic<int64_t> evalNorms{0};          // inference batch norms as one multiply-add
   std::atomic<int64_t> evalNormScales{0};     // their scale and shift computed (not kept ones)
-  std::atomic<int64_t> foldedConvNorms{0};    // inference conv + batch norm as one convolution
-  std::atomic<int64_t> convNormFolds{0};      // their weight and bias folded (not kept ones)
   // Training-mode forwards of files with a copy per bus (TrainingRegions.h), by the copy taken.
   std::atomic<int64_t> convRegionTrainings{0};
   std::atomic<int64_t> autoRegionTrainings{0};

@@ -44,13 +44,6 @@ struct Folded {
   at::Tensor scale, shift; // [C]
 };
 
-// A convolution's weight and bias with a batch norm's scale and shift folded in.
-struct FoldedConvolution {
-  std::array<OperandState, 2> operands; // the convolution's weight and bias
-  at::Tensor scale;                     // the norm's kept scale they were folded with
-  at::Tensor weight, bias;
-};
-
 std::array<at::Tensor, 4> operandsOf(const c10::optional<at::Tensor> &weight,
                                      const c10::optional<at::Tensor> &bias, const at::Tensor &mean,
                                      const at::Tensor &var) {
@@ -70,19 +63,6 @@ std::pair<at::Tensor, at::Tensor> scaleAndShift(const std::array<at::Tensor, 4> 
   return {scale, shift};
 }
 
-// scale [O] into the weight [O, C / G, k...] along its output channels, and
-// the convolution's bias (if any) through the norm: b * scale + shift.
-std::pair<at::Tensor, at::Tensor> foldIntoConvolution(const at::Tensor &weight,
-                                                      const at::Tensor &bias,
-                                                      const at::Tensor &scale,
-                                                      const at::Tensor &shift) {
-  at::NoGradGuard noGrad;
-  Counters::get().convNormFolds += 1;
-  std::vector<int64_t> shape(weight.dim(), 1);
-  shape[0] = weight.size(0);
-  return {weight * scale.view(shape), bias.defined() ? at::addcmul(shift, bias, scale) : shift};
-}
-
 class FoldedNorms {
 public:
   static FoldedNorms &get() {
@@ -93,42 +73,15 @@ public:
   void clear() {
     std::lock_guard<std::mutex> lock(mutex_);
     entries_.clear();
-    convolutions_.clear();
   }
 
   void forget(const at::Tensor &runningVar) {
     std::lock_guard<std::mutex> lock(mutex_);
     entries_.erase(runningVar.unsafeGetTensorImpl());
-    convolutions_.erase(runningVar.unsafeGetTensorImpl());
   }
 
   std::pair<at::Tensor, at::Tensor> lookup(const std::array<at::Tensor, 4> &operands, double eps) {
     std::lock_guard<std::mutex> lock(mutex_);
-    return lookupLocked(operands, eps);
-  }
-
-  // Kept per norm (its running variance), like the norm's own scale and shift,
-  // and folded again when either changes.
-  std::pair<at::Tensor, at::Tensor> fold(const at::Tensor &weight, const at::Tensor &bias,
-                                         const std::array<at::Tensor, 4> &operands, double eps) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    const auto [scale, shift] = lookupLocked(operands, eps);
-    const c10::TensorImpl *key = operands[3].unsafeGetTensorImpl();
-    const auto found = convolutions_.find(key);
-    if (found != convolutions_.end() && found->second.scale.is_same(scale) &&
-        found->second.operands[0].describes(weight) && found->second.operands[1].describes(bias))
-      return {found->second.weight, found->second.bias};
-    auto [foldedWeight, foldedBias] = foldIntoConvolution(weight, bias, scale, shift);
-    convolutions_.erase(key);
-    convolutions_.emplace(
-        key, FoldedConvolution{
-                 {OperandState(weight), OperandState(bias)}, scale, foldedWeight, foldedBias});
-    return {foldedWeight, foldedBias};
-  }
-
-private:
-  std::pair<at::Tensor, at::Tensor> lookupLocked(const std::array<at::Tensor, 4> &operands,
-                                                 double eps) {
     const c10::TensorImpl *key = operands[3].unsafeGetTensorImpl();
     const auto found = entries_.find(key);
     if (found != entries_.end() && found->second.eps == eps && matches(found->second, operands))
@@ -144,6 +97,7 @@ private:
     return {scale, shift};
   }
 
+private:
   static bool matches(const Folded &entry, const std::array<at::Tensor, 4> &operands) {
     for (size_t i = 0; i < operands.size(); ++i)
       if (!entry.operands[i].describes(operands[i]))
@@ -151,23 +105,17 @@ private:
     return true;
   }
 
-  template <typename Map> static void dropExpired(Map &entries) {
-    for (auto it = entries.begin(); it != entries.end();) {
+  void dropExpired() {
+    for (auto it = entries_.begin(); it != entries_.end();) {
       bool expired = false;
       for (const OperandState &state : it->second.operands)
         expired = expired || state.expired();
-      it = expired ? entries.erase(it) : std::next(it);
+      it = expired ? entries_.erase(it) : std::next(it);
     }
-  }
-
-  void dropExpired() {
-    dropExpired(entries_);
-    dropExpired(convolutions_);
   }
 
   std::mutex mutex_;
   std::unordered_map<const c10::TensorImpl *, Folded> entries_;
-  std::unordered_map<const c10::TensorImpl *, FoldedConvolution> convolutions_;
 };
 
 // A fake, functional, meta or functorch-wrapped tensor: torch.export is
@@ -200,28 +148,6 @@ bool recordsGradient(const std::array<at::Tensor, 4> &operands, const at::Tensor
   return any;
 }
 
-// Whether scale and shift may be formed from the norm's operands for an
-// input of this type on this device, outside autograd and tracers.
-bool foldable(const std::array<at::Tensor, 4> &operands, at::ScalarType type, c10::Device device,
-              int64_t channels) {
-  // float16 and bfloat16 stay with ATen's kernel, which computes them in float32 with vectorised
-  // mixed-type loads; a multiply-add would have to cast (older CPU kernels cannot).
-  if (type != at::kFloat && type != at::kDouble)
-    return false;
-  for (const at::Tensor &t : operands)
-    if (t.defined() && (t.scalar_type() != type || t.device() != device || t.dim() != 1 ||
-                        t.numel() != channels || traced(t)))
-      return false;
-  return !at::tracer::impl::is_dispatch_enabled();
-}
-
-bool keepable(const std::array<at::Tensor, 4> &operands) {
-  bool keep = true;
-  for (const at::Tensor &t : operands)
-    keep = keep && cacheable(t);
-  return keep;
-}
-
 } // namespace
 
 std::optional<at::Tensor> evalBatchNorm(const at::Tensor &input,
@@ -229,41 +155,29 @@ std::optional<at::Tensor> evalBatchNorm(const at::Tensor &input,
                                         const c10::optional<at::Tensor> &bias,
                                         const at::Tensor &runningMean, const at::Tensor &runningVar,
                                         double eps) {
-  if (input.numel() == 0 || input.dim() < 2 || traced(input))
+  const auto type = input.scalar_type();
+  // float16 and bfloat16 stay with ATen's kernel, which computes them in float32 with vectorised
+  // mixed-type loads; a multiply-add would have to cast (older CPU kernels cannot).
+  if ((type != at::kFloat && type != at::kDouble) || input.numel() == 0 || input.dim() < 2 ||
+      traced(input))
     return std::nullopt;
   const std::array<at::Tensor, 4> operands = operandsOf(weight, bias, runningMean, runningVar);
-  if (!foldable(operands, input.scalar_type(), input.device(), input.size(1)) ||
-      recordsGradient(operands, input))
+  for (const at::Tensor &t : operands)
+    if (t.defined() && (t.scalar_type() != type || t.device() != input.device() || t.dim() != 1 ||
+                        t.numel() != input.size(1) || traced(t)))
+      return std::nullopt;
+  if (recordsGradient(operands, input) || at::tracer::impl::is_dispatch_enabled())
     return std::nullopt;
+  bool keep = true;
+  for (const at::Tensor &t : operands)
+    keep = keep && cacheable(t);
   auto [scale, shift] =
-      keepable(operands) ? FoldedNorms::get().lookup(operands, eps) : scaleAndShift(operands, eps);
+      keep ? FoldedNorms::get().lookup(operands, eps) : scaleAndShift(operands, eps);
   std::vector<int64_t> shape(input.dim() - 1, 1);
   shape[0] = input.size(1);
   Counters::get().evalNorms += 1;
   at::Tensor out = at::empty_like(input);
   return at::addcmul_out(out, shift.view(shape), input, scale.view(shape));
-}
-
-std::optional<std::pair<at::Tensor, at::Tensor>>
-foldedConvolution(const at::Tensor &convWeight, const c10::optional<at::Tensor> &convBias,
-                  const c10::optional<at::Tensor> &weight, const c10::optional<at::Tensor> &bias,
-                  const at::Tensor &runningMean, const at::Tensor &runningVar, double eps) {
-  const at::Tensor convolutionBias = convBias.value_or(at::Tensor());
-  if (convWeight.dim() < 3 || traced(convWeight) ||
-      (convolutionBias.defined() &&
-       (traced(convolutionBias) || convolutionBias.scalar_type() != convWeight.scalar_type() ||
-        convolutionBias.device() != convWeight.device())))
-    return std::nullopt;
-  const std::array<at::Tensor, 4> operands = operandsOf(weight, bias, runningMean, runningVar);
-  if (!foldable(operands, convWeight.scalar_type(), convWeight.device(), convWeight.size(0)) ||
-      recordsGradient(operands, convWeight) ||
-      (at::GradMode::is_enabled() && convolutionBias.defined() && convolutionBias.requires_grad()))
-    return std::nullopt;
-  Counters::get().foldedConvNorms += 1;
-  if (keepable(operands) && cacheable(convWeight) && cacheable(convolutionBias))
-    return FoldedNorms::get().fold(convWeight, convolutionBias, operands, eps);
-  const auto [scale, shift] = scaleAndShift(operands, eps);
-  return foldIntoConvolution(convWeight, convolutionBias, scale, shift);
 }
 
 void forgetKeptNorm(const at::Tensor &runningVar) {

@@ -20,7 +20,6 @@
 #include <ATen/ATen.h>
 
 #include <optional>
-#include <utility>
 
 namespace rdna1 {
 
@@ -33,18 +32,6 @@ std::optional<at::Tensor> evalBatchNorm(const at::Tensor &input,
                                         const c10::optional<at::Tensor> &bias,
                                         const at::Tensor &runningMean, const at::Tensor &runningVar,
                                         double eps);
-
-// A convolution's weight and bias with the norm folded in, so that the
-// convolution alone computes the norm of its output: weight * scale along the
-// output channels, bias * scale + shift. Kept like scale and shift, per state
-// of all six operands. nullopt where evalBatchNorm's formulation would not
-// apply to the convolution's output (the caller checks its input), or where
-// autograd would record the fold. Not for transposed convolutions, whose
-// weight holds the output channels in its second dim.
-std::optional<std::pair<at::Tensor, at::Tensor>>
-foldedConvolution(const at::Tensor &convWeight, const c10::optional<at::Tensor> &convBias,
-                  const c10::optional<at::Tensor> &weight, const c10::optional<at::Tensor> &bias,
-                  const at::Tensor &runningMean, const at::Tensor &runningVar, double eps);
 
 // After a batch norm in training mode has updated its running statistics in place.
 void forgetKeptNorm(const at::Tensor &runningVar);

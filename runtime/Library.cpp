@@ -68,7 +68,6 @@ TORCH_LIBRARY(rdna1, m) {
   m.def(rdna1::ops::kConvBackwardSchema);
   m.def(rdna1::ops::kBatchNormSchema);
   m.def(rdna1::ops::kInstanceNormSchema);
-  m.def(rdna1::ops::kConvBatchNormSchema);
   m.def(rdna1::ops::kLstmSchema);
   m.def(rdna1::ops::kLstmDataSchema);
   m.def(rdna1::ops::kGruSchema);

@@ -1,15 +1,10 @@
 // Kernels of rdna1::batch_norm and rdna1::instance_norm: ATen's native batch
 // norm, which never calls cuDNN/MIOpen, on whatever device the input is, or
 // in inference its one-kernel form (EvalBatchNorm.h). Both are compositions
-// of differentiable ATen ops, so autograd comes for free. So is
-// rdna1::conv_batch_norm, a convolution whose norm is folded into it in
-// inference.
+// of differentiable ATen ops, so autograd comes for free.
 #include "EvalBatchNorm.h"
 
-#include <rdna1/Backend.h>
-
 #include <ATen/ATen.h>
-#include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/library.h>
 
 namespace rdna1 {
@@ -47,54 +42,6 @@ at::Tensor batchNorm(const at::Tensor &input, const c10::optional<at::Tensor> &w
   if (training && statistics)
     forgetKeptNorm(*runningVar);
   return out;
-}
-
-using ConvSignature = at::Tensor(const at::Tensor &, const at::Tensor &,
-                                 const c10::optional<at::Tensor> &, c10::IntArrayRef,
-                                 c10::IntArrayRef, c10::IntArrayRef, bool, c10::IntArrayRef,
-                                 int64_t);
-using BatchNormSignature = decltype(batchNorm);
-
-// rdna1::batch_norm(rdna1::conv(...)); in inference with backend device, the
-// convolution alone with the norm folded into its weight and bias (one pass
-// over the output fewer: the UNet b2's inference on the H200 took 0.92x the
-// time of the two ops, bench/RESULTS.md). Backend host keeps the two ops,
-// whose operands its regions have placed.
-at::Tensor convBatchNorm(const at::Tensor &input, const at::Tensor &weight,
-                         const c10::optional<at::Tensor> &bias, c10::IntArrayRef stride,
-                         c10::IntArrayRef padding, c10::IntArrayRef dilation, bool transposed,
-                         c10::IntArrayRef outputPadding, int64_t groups,
-                         const c10::optional<at::Tensor> &normWeight,
-                         const c10::optional<at::Tensor> &normBias,
-                         const c10::optional<at::Tensor> &runningMean,
-                         const c10::optional<at::Tensor> &runningVar, bool training,
-                         double momentum, double eps, bool cudnnEnabled) {
-  static const auto conv =
-      c10::Dispatcher::singleton().findSchemaOrThrow("rdna1::conv", "").typed<ConvSignature>();
-  static const auto norm = c10::Dispatcher::singleton()
-                               .findSchemaOrThrow("rdna1::batch_norm", "")
-                               .typed<BatchNormSignature>();
-  const bool statistics =
-      runningMean && runningMean->defined() && runningVar && runningVar->defined();
-  const bool inputRecorded = at::GradMode::is_enabled() && input.requires_grad();
-  if (!training && statistics && !transposed && !inputRecorded && input.numel() > 0 &&
-      input.scalar_type() == weight.scalar_type() && backendFor(input.device()) == Backend::Device)
-    if (const auto folded =
-            foldedConvolution(weight, bias, normWeight, normBias, *runningMean, *runningVar, eps))
-      return conv.call(input, folded->first, folded->second, stride, padding, dilation, false,
-                       outputPadding, groups);
-  const at::Tensor out =
-      conv.call(input, weight, bias, stride, padding, dilation, transposed, outputPadding, groups);
-  if (training) { // F.batch_norm's check, which the rewrite moved after this call
-    int64_t values = out.size(0);
-    for (int64_t i = 2; i < out.dim(); ++i)
-      values *= out.size(i);
-    TORCH_CHECK_VALUE(values != 1,
-                      "Expected more than 1 value per channel when training, got input size ",
-                      out.sizes());
-  }
-  return norm.call(out, normWeight, normBias, runningMean, runningVar, training, momentum, eps,
-                   cudnnEnabled);
 }
 
 at::Tensor repeatIfDefined(const c10::optional<at::Tensor> &tensor, int64_t times) {
@@ -135,5 +82,4 @@ at::Tensor instanceNorm(const at::Tensor &input, const c10::optional<at::Tensor>
 TORCH_LIBRARY_IMPL(rdna1, CompositeImplicitAutograd, m) {
   m.impl("batch_norm", &rdna1::batchNorm);
   m.impl("instance_norm", &rdna1::instanceNorm);
-  m.impl("conv_batch_norm", &rdna1::convBatchNorm);
 }

@@ -244,7 +244,6 @@ def _report(reports, source, output, backend):
         'version': 2, 'format': 'exported_program', 'input': source, 'output': output,
         'convolution_layers': convolutions, 'norm_layers': norms, 'convolutions': convolutions, 'norms': norms,
         'host_regions': 0, 'default_backend': backend, 'region_decisions': [],
-        'fused_conv_norms': 0, 'fusion_decisions': [],
         'methods': [{'class': 'ExportedProgram', 'method': r.method, 'convolutions': r.convolutions,
                      'norms': r.norms, 'remaining_dnn_users': r.remaining_dnn_users}
                     for r in reports if r.changed() or r.remaining_dnn_users],

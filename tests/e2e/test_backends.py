@@ -173,8 +173,8 @@ class BackendTest(unittest.TestCase):
         self.check_forced('vendor', 'vendor_convolutions')
 
     def test_inference_follows_statistics_updated_in_training_mode(self):
-        # Inference keeps what it derives from parameters (the device backend's convolution weights
-        # with the batch norm folded in, the host backend's host copies) per parameter state; forward passes in training
+        # Inference keeps what it derives from parameters (the device backend's batch-norm scale
+        # and shift, the host backend's host copies) per parameter state; forward passes in training
         # mode with no optimizer step (batch-norm recalibration) change only the running statistics,
         # which ATen's kernel updates without bumping a version counter.
         _, x = sample_models.build('resnet18')
@@ -195,10 +195,9 @@ class BackendTest(unittest.TestCase):
                         model.eval()
                     torch.testing.assert_close(ours(x), original(x), rtol=1e-4, atol=1e-4)
                 if backend == 'device':
-                    # Every batch norm of resnet18 follows a convolution: folded into it.
                     counters = rdna1.counters()
-                    self.assertEqual(counters['folded_conv_norms'], 2 * 20)
-                    self.assertEqual(counters['conv_norm_folds'], 2 * 20, 'folded again after training')
+                    self.assertEqual(counters['eval_norms'], 2 * 20)
+                    self.assertEqual(counters['eval_norm_scales'], 2 * 20, 'computed again after training')
                 for key, value in original.state_dict().items():
                     torch.testing.assert_close(ours.state_dict()[key], value, rtol=1e-5, atol=1e-6, msg=key)
                 rdna1.set_backend(None)

@@ -79,9 +79,8 @@ cl::opt<double> tolerance("tolerance", cl::init(1e-4),
                           cl::desc("Largest accepted |difference| / max(1, |reference|)"),
                           cl::cat(verifyCategory));
 cl::opt<bool> verbose("v",
-                      cl::desc("List the rewritten nodes of each method, why host regions "
-                               "end, are trimmed or dropped, and which convolution + batch norm "
-                               "pairs stay two calls"),
+                      cl::desc("List the rewritten nodes of each method, and why host regions "
+                               "end, are trimmed or dropped"),
                       cl::cat(category));
 cl::opt<std::string> emit("emit", cl::value_desc("ir"),
                           cl::desc("Print the rewritten IR of the model's own methods to "
@@ -121,10 +120,6 @@ void printDetails(const passes::ModuleReport &report) {
   }
   for (const std::string &decision : report.regionDecisions)
     std::cerr << "regions: " << decision << "\n";
-  if (report.fusedConvNorms > 0)
-    std::cerr << "fused: " << report.fusedConvNorms << " convolution + batch norm pairs\n";
-  for (const std::string &decision : report.fusionDecisions)
-    std::cerr << "not fused: " << decision << "\n";
 }
 
 void writeReport(const std::string &json) {

@@ -35,18 +35,6 @@ inline constexpr const char *kBatchNormSchema =
     "batch_norm(Tensor input, Tensor? weight, Tensor? bias, Tensor(a!)? running_mean, "
     "Tensor(b!)? running_var, bool training, float momentum, float eps, bool cudnn_enabled) "
     "-> Tensor";
-// A convolution whose only use is a batch norm: rdna1::batch_norm of
-// rdna1::conv, the two ops' arguments in order (the norm's input left out).
-// In inference (running statistics, nothing recorded for autograd) with
-// backend device, the norm is folded into the convolution's weight and bias,
-// kept while the parameters and statistics stay as they were; otherwise the
-// two ops run as written, in training mode updating the statistics in place.
-inline constexpr const char *kConvBatchNorm = "rdna1::conv_batch_norm";
-inline constexpr const char *kConvBatchNormSchema =
-    "conv_batch_norm(Tensor input, Tensor weight, Tensor? bias, int[] stride, int[] padding, "
-    "int[] dilation, bool transposed, int[] output_padding, int groups, Tensor? norm_weight, "
-    "Tensor? norm_bias, Tensor(a!)? running_mean, Tensor(b!)? running_var, bool training, "
-    "float momentum, float eps, bool cudnn_enabled) -> Tensor";
 inline constexpr const char *kInstanceNorm = "rdna1::instance_norm";
 inline constexpr const char *kInstanceNormSchema =
     "instance_norm(Tensor input, Tensor? weight, Tensor? bias, Tensor(a!)? running_mean, "
