@@ -14,6 +14,13 @@ in alternation, forward only; each one's relative error against float64 beside c
                   each tap a view of the padded input shifted by the tap's offset
   winograd43      Winograd F(4x4, 3x3): tiles (2.25x the input), transforms as GEMMs, 36
                   products of a quarter of the multiplications
+  banded_q        im2col and its GEMM a band of output rows at a time, each band's patches
+                  about a quarter of the GPU's L2 cache, so that the GEMM reads them from the
+                  cache (banded_h: half of it)
+  overlap_b       im2col of each image (overlap_b2, b4: of each half, quarter of an image's
+                  rows) on a second stream while the first runs the GEMMs of the images already
+                  gathered: the gather's copies overlap the GEMMs' arithmetic
+  overlap_rows    the same with row patches, an image at a time
 
 Each timed as captured in a CUDA graph (the GPU's time) and eagerly (the host's launches included).
 
@@ -124,6 +131,113 @@ def winograd43(x, w):
     return y.permute(3, 2, 4, 0, 5, 1).reshape(n, o, 4 * th, 4 * tw)[:, :, :h, :wd].contiguous()
 
 
+def band_patches(x, r0, r1):
+    """im2col's patches [N, 9C, (r1 - r0) * W] of output rows [r0, r1): input rows r0 - 1 to r1
+    (padding 1); a band at an edge of the image pads both ends and drops the row that adds."""
+    h, wd = x.shape[2], x.shape[3]
+    if r0 == 0 and r1 == h:
+        return F.unfold(x, 3, padding=1)
+    lo, hi = max(0, r0 - 1), min(h, r1 + 1)
+    if r0 == 0 or r1 == h:
+        first = 0 if r0 == 0 else 1
+        return F.unfold(x[:, :, lo:hi], 3, padding=1)[:, :, first * wd:(first + r1 - r0) * wd]
+    return F.unfold(x[:, :, lo:hi], 3, padding=(0, 1))
+
+
+def banded(x, w, budget):
+    """im2col and its GEMM one band of output rows at a time, each band's patches at most budget
+    bytes, so that they are written to and read from the L2 cache (the caching allocator hands
+    every band the block the previous one freed)."""
+    n, c, h, wd = x.shape
+    o = w.shape[0]
+    rows = max(1, min(h, budget // (n * 9 * c * wd * x.element_size())))
+    wk = w.reshape(o, 9 * c).expand(n, o, 9 * c)
+    out = x.new_empty(n, o, h * wd)
+    for r0 in range(0, h, rows):
+        r1 = min(h, r0 + rows)
+        torch.bmm(wk, band_patches(x, r0, r1), out=out[:, :, r0 * wd:r1 * wd])
+    return out.view(n, o, h, wd)
+
+
+def l2_bytes():
+    return torch.cuda.get_device_properties(torch.cuda.current_device()).L2_cache_size
+
+
+def banded_q(x, w):
+    return banded(x, w, l2_bytes() // 4)
+
+
+def banded_h(x, w):
+    return banded(x, w, l2_bytes() // 2)
+
+
+_SIDE = {}
+
+
+def gathered_on_side_stream(gathers):
+    """Runs every gather (a callable) on a side stream, all enqueued before the current stream's
+    work, and yields each result once the current stream has waited for it."""
+    main = torch.cuda.current_stream()
+    side = _SIDE.setdefault(main.device, torch.cuda.Stream(main.device))
+    side.wait_stream(main)
+    gathered = []
+    with torch.cuda.stream(side):
+        for gather in gathers:
+            result = gather()
+            result.record_stream(main)
+            done = torch.cuda.Event()
+            done.record(side)
+            gathered.append((result, done))
+    for result, done in gathered:
+        main.wait_event(done)
+        yield result
+
+
+def overlapped(x, w, bands):
+    """Patches gathered on a side stream, a band of an image's rows at a time, each band's GEMM on
+    the current stream as soon as its patches are there."""
+    n, c, h, wd = x.shape
+    o = w.shape[0]
+    out = x.new_empty(n, o, h * wd)
+    wk = w.reshape(o, 9 * c)
+    edges = [h * b // bands for b in range(bands + 1)]
+    pieces = [(i, r0, r1) for i in range(n) for r0, r1 in zip(edges, edges[1:])]
+    patches = gathered_on_side_stream(
+        [lambda i=i, r0=r0, r1=r1: band_patches(x[i:i + 1], r0, r1)[0] for i, r0, r1 in pieces])
+    for (i, r0, r1), cols in zip(pieces, patches):
+        torch.mm(wk, cols, out=out[i, :, r0 * wd:r1 * wd])
+    return out.view(n, o, h, wd)
+
+
+def overlap_b(x, w):
+    return overlapped(x, w, 1)
+
+
+def overlap_b2(x, w):
+    return overlapped(x, w, 2)
+
+
+def overlap_b4(x, w):
+    return overlapped(x, w, 4)
+
+
+def overlap_rows(x, w):
+    """Row patches (rows_im2col) of each image gathered on a side stream, its three GEMMs on the
+    current stream as soon as they are there."""
+    n, c, h, wd = x.shape
+    o = w.shape[0]
+    out = x.new_empty(n, o, h * wd)
+    taps = w.permute(2, 0, 1, 3).reshape(3, o, 3 * c)
+    points = h * wd
+    images = gathered_on_side_stream(
+        [lambda i=i: F.unfold(x[i:i + 1], (1, 3), padding=1)[0] for i in range(n)])
+    for i, rows in enumerate(images):
+        torch.mm(taps[0], rows[:, :points], out=out[i])
+        for kh in (1, 2):
+            out[i].addmm_(taps[kh], rows[:, kh * wd:kh * wd + points])
+    return out.view(n, o, h, wd)
+
+
 def im2col(x, w):
     """The whole patches (9x the input) by im2col, one GEMM of K = 9C."""
     n, c, h, wd = x.shape
@@ -199,13 +313,21 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--rounds', type=int, default=30)
     parser.add_argument('--iterations', type=int, default=10)
+    parser.add_argument('--only', help='comma-separated formulations (cudnn32 always runs)')
+    parser.add_argument('--shapes', help='comma-separated substrings of the layers to time')
     args = parser.parse_args()
     torch.backends.cudnn.benchmark = True
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
     candidates = {'cudnn32': cudnn, 'device': device_backend, 'im2col': im2col, 'gemm_only': gemm_only,
                   'copied_patches': copied_patches, 'rows_im2col': rows_im2col, 'shift9': shift9,
-                  'winograd43': winograd43}
+                  'winograd43': winograd43, 'banded_q': banded_q, 'banded_h': banded_h,
+                  'overlap_b': overlap_b, 'overlap_b2': overlap_b2, 'overlap_b4': overlap_b4,
+                  'overlap_rows': overlap_rows}
+    if args.only:
+        candidates = {k: v for k, v in candidates.items() if k in args.only.split(',') or k == 'cudnn32'}
+    if args.shapes:
+        SHAPES[:] = [s for s in SHAPES if any(p in s[0] for p in args.shapes.split(','))]
     rdna1.set_backend('device')
     for timing in (graphed, eager):
         print(f'{timing.__name__}: ms a call')
