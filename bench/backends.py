@@ -100,8 +100,10 @@ class Backend:
 def time_interleaved(candidates, make_input, device, warmup=3, max_rounds=15):
     """Median ms of each candidate step, timed in alternation on the same inputs, round after
     round: drift of clocks and host load over a run then falls on every candidate alike (timing
-    them one after another made single-image rows swing by 30%). candidates: {key: (step, setting)}
-    with setting() a context manager put around every call of that step."""
+    them one after another made single-image rows swing by 30%), and each round starts one
+    candidate later than the last, so that no candidate always follows the same one.
+    candidates: {key: (step, setting)} with setting() a context manager put around every call of
+    that step."""
     for step, setting in candidates.values():
         with setting():
             for _ in range(warmup):
@@ -110,9 +112,12 @@ def time_interleaved(candidates, make_input, device, warmup=3, max_rounds=15):
     times = {key: [] for key in candidates}
     budget_s = benchmark.BUDGET_S * len(candidates)
     rounds = 0
+    keys = list(candidates)
     while rounds < 3 or (rounds < max_rounds and sum(map(sum, times.values())) / 1e3 < budget_s):
         x = make_input()
-        for key, (step, setting) in candidates.items():
+        # Each round starts one candidate later, so that none always runs after the same one.
+        for key in keys[rounds % len(keys):] + keys[:rounds % len(keys)]:
+            step, setting = candidates[key]
             with setting():
                 benchmark.sync(device)
                 start = time.perf_counter()
