@@ -314,7 +314,8 @@ def main():
     parser.add_argument('--rounds', type=int, default=30)
     parser.add_argument('--iterations', type=int, default=10)
     parser.add_argument('--only', help='comma-separated formulations (cudnn32 always runs)')
-    parser.add_argument('--shapes', help='comma-separated substrings of the layers to time')
+    parser.add_argument('--shapes', help="comma-separated substrings of the layers' names, spaces as "
+                        "underscores (e.g. unet,resnet18_b1)")
     args = parser.parse_args()
     torch.backends.cudnn.benchmark = True
     torch.backends.cudnn.allow_tf32 = False
@@ -326,19 +327,20 @@ def main():
                   'overlap_rows': overlap_rows}
     if args.only:
         candidates = {k: v for k, v in candidates.items() if k in args.only.split(',') or k == 'cudnn32'}
-    if args.shapes:
-        SHAPES[:] = [s for s in SHAPES if any(p in s[0] for p in args.shapes.split(','))]
+    shapes = [s for s in SHAPES
+              if not args.shapes or any(p in s[0].replace(' ', '_') for p in args.shapes.split(','))]
     rdna1.set_backend('device')
     for timing in (graphed, eager):
         print(f'{timing.__name__}: ms a call')
-        table(candidates, list(candidates), timing, args)
+        table(candidates, shapes, timing, args)
 
 
-def table(candidates, names, timing, args):
+def table(candidates, shapes, timing, args):
+    names = list(candidates)
     print('| layer | input | out | ' + ' | '.join(f'{k} ms' for k in names) + ' | '
           + ' | '.join(f'{k}/cudnn32' for k in names[1:]) + ' | ' + ' | '.join(f'{k} error' for k in names) + ' |')
     print('|' + ' --- |' * (3 + 3 * len(names) - 1))
-    for name, shape, o in SHAPES:
+    for name, shape, o in shapes:
         torch.manual_seed(0)
         x = torch.randn(shape, device='cuda')
         w = torch.randn(o, shape[1], 3, 3, device='cuda') / (9 * shape[1]) ** 0.5
